@@ -1,0 +1,87 @@
+"""Chat prompts for heuristic-guided (and plain) solving.
+
+The messages are OpenAI chat messages; the inference server applies the model's chat template
+(vLLM ``/v1/chat/completions``). The layout is fixed and deterministic::
+
+    system     catalog.system_prompt (or the override)
+    user       <instruction>\\n\\nProblem: <exemplar 1 question>\\n\\n<answer_format>
+    assistant  <exemplar 1 solution>
+    ...        (the first ``num_exemplars`` exemplars)
+    user       <instruction>\\n\\nProblem: <question>\\n\\n<answer_format>
+
+A plain prompt (``heuristic=None``, used by baselines and evaluation) is the same without the
+instruction line and, unless ``exemplars`` are passed, without few-shot turns. So a heuristic
+prompt's last user turn is exactly the plain one with the instruction in front of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Sequence
+
+from polya.errors import ConfigError, DataError
+from polya.heuristics.catalog import Exemplar, Heuristic, HeuristicCatalog
+
+FINGERPRINT_LENGTH = 16
+"""Hex characters kept from the sha256 of a prompt (64 bits: collisions are not a concern here)."""
+
+
+def user_turn(question: str, answer_format: str, instruction: str | None = None) -> str:
+    """One user message: the optional heuristic instruction, the problem, the answer-format sentence."""
+    parts = [instruction.strip()] if instruction else []
+    parts.append(f"Problem: {question.strip()}")
+    parts.append(answer_format.strip())
+    return "\n\n".join(parts)
+
+
+def build_messages(
+    question: str,
+    heuristic: Heuristic | None,
+    catalog: HeuristicCatalog,
+    *,
+    num_exemplars: int = 2,
+    system_prompt: str | None = None,
+    exemplars: Sequence[Exemplar] | None = None,
+) -> list[dict[str, str]]:
+    """Chat messages asking the model to solve ``question`` with ``heuristic`` (None: plainly).
+
+    Args:
+        question: the problem statement.
+        heuristic: the heuristic to follow; its instruction prefixes every user turn and its
+            exemplars become few-shot turns. ``None`` gives a plain prompt.
+        catalog: supplies the default system prompt and the answer-format sentence.
+        num_exemplars: how many few-shot exemplars to include, from the start of the list; fewer
+            are used when fewer exist. ``0`` gives a zero-shot prompt.
+        system_prompt: replaces ``catalog.system_prompt`` when given.
+        exemplars: few-shot exemplars to use instead of the heuristic's own (the only way to give
+            a plain prompt few-shot turns).
+
+    Returns:
+        ``[{"role": "system", ...}, ({"role": "user"}, {"role": "assistant"}) * k, {"role": "user"}]``.
+    """
+    if not isinstance(question, str) or not question.strip():
+        raise DataError("cannot build a prompt for an empty question")
+    if isinstance(num_exemplars, bool) or not isinstance(num_exemplars, int) or num_exemplars < 0:
+        raise ConfigError(f"num_exemplars must be an integer >= 0, got {num_exemplars!r}")
+    system = catalog.system_prompt if system_prompt is None else system_prompt
+    if not system.strip():
+        raise ConfigError("system_prompt must not be empty (leave it unset to use the catalog's)")
+
+    instruction = heuristic.instruction if heuristic is not None else None
+    if exemplars is None:
+        exemplars = heuristic.exemplars if heuristic is not None else ()
+    shots = list(exemplars)[:num_exemplars]
+
+    messages = [{"role": "system", "content": system.strip()}]
+    for shot in shots:
+        messages.append({"role": "user", "content": user_turn(shot.question, catalog.answer_format, instruction)})
+        messages.append({"role": "assistant", "content": shot.solution.strip()})
+    messages.append({"role": "user", "content": user_turn(question, catalog.answer_format, instruction)})
+    return messages
+
+
+def prompt_fingerprint(messages: Sequence[dict[str, str]]) -> str:
+    """Short, stable id of an exact prompt: sha256 of its canonical JSON, first 16 hex characters."""
+    canonical = json.dumps(list(messages), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]
