@@ -1,0 +1,66 @@
+"""Settings for the model server that a stage talks to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from polya.config.base import StageConfig
+from polya.models.embedded import EMBEDDED_MODEL
+
+
+class ServerConfig(StageConfig):
+    """How polya reaches an OpenAI-compatible model server.
+
+    With ``endpoint`` unset polya starts ``python -m vllm.entrypoints.openai.api_server`` for
+    ``model`` and always stops it afterwards; with ``endpoint`` set (the cluster case) it uses that
+    server as it is.
+    """
+
+    model: str = Field(
+        default=EMBEDDED_MODEL,
+        description=f"Model to serve: '{EMBEDDED_MODEL}' (the embedded default), an HF hub id, or a local checkpoint directory.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an already running OpenAI-compatible server (e.g. http://vllm:8000/v1). When set, no server is started.",
+    )
+    api_key: str | None = Field(
+        default=None, description="Bearer token for the endpoint (also read from $POLYA_API_KEY / $OPENAI_API_KEY)."
+    )
+    served_model_name: str | None = Field(
+        default=None, description="Model name to request; default: the name the server reports at /v1/models."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the started server binds to.")
+    port: int = Field(default=0, ge=0, le=65535, description="Port for the started server; 0 picks a free port.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto", description="Weights dtype for the started server (auto: bfloat16 on CPU, the model's dtype on GPU)."
+    )
+    max_model_len: int = Field(default=4096, ge=256, description="Maximum context length (prompt + completion) in tokens.")
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Fraction of GPU memory vLLM may use (GPU only)."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per model replica (GPU only).")
+    cpu_kv_cache_gib: int = Field(default=4, ge=1, description="KV-cache size in GiB on CPU (sets VLLM_CPU_KVCACHE_SPACE).")
+    max_num_seqs: int = Field(default=128, ge=1, description="Maximum sequences the server batches at once.")
+    vllm_extensions: bool = Field(
+        default=True,
+        description="The server is vLLM: send vLLM request extensions (per-choice token ids). Turn off for other OpenAI-compatible servers.",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, description="Extra command-line arguments passed to the vLLM server as they are."
+    )
+    startup_timeout_s: float = Field(default=900.0, gt=0, description="Seconds to wait for the server's /health before giving up.")
+    log_file: str | None = Field(
+        default=None, description="Where the started server's log goes; default: the run directory's logs/vllm-server.log."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint must be an http:// or https:// URL such as http://localhost:8000/v1")
+        return value.rstrip("/")

