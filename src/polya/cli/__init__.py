@@ -1,0 +1,1 @@
+"""The ``polya`` command line."""

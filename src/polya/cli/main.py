@@ -1,0 +1,183 @@
+"""``polya``: one subcommand per stage; each calls the same ``run(config)`` as the KFP components.
+
+Every stage command accepts ``--config FILE``, ``--set key=value`` and one ``--<field>`` option
+per setting, and ``--print-config`` to show the resolved settings. Errors a user can fix are
+printed without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from polya import __version__
+from polya.cli.options import config_options, resolve_config
+from polya.errors import PolyaError
+from polya.generate.config import GenerateConfig
+from polya.run.config import RunConfig
+from polya.serving.config import ServerConfig
+
+logger = logging.getLogger("polya")
+
+EXIT_USER_ERROR = 2
+EXIT_NOT_BUILT = 3
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _print_config(config: Any) -> None:
+    click.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+def _not_built(stage: str, issue: str) -> NoReturn:
+    click.echo(f"polya {stage}: this stage is not built yet ({issue}).", err=True)
+    sys.exit(EXIT_NOT_BUILT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(__version__, prog_name="polya")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), help="Logging verbosity.")
+def cli(log_level: str) -> None:
+    """polya: mid-training on self-generated Pólya-heuristic solutions before RL.
+
+    Stages: generate -> verify -> select -> sft -> rl -> eval; `polya run` chains them.
+    Every stage takes --config FILE, --set key=value and one option per setting.
+    """
+    _setup_logging(log_level)
+
+
+@cli.command()
+@config_options(GenerateConfig)
+def generate(**kwargs: Any) -> None:
+    """Generate solutions per question per Pólya heuristic on a vLLM server, in bootstrap rounds.
+
+    Starts a vLLM server for --server.model (or uses --server.endpoint), asks it for
+    --bootstrap.samples solutions of every (question, heuristic) pair, checks each answer and
+    retries unsolved pairs with more samples in later rounds. Records stream to
+    <run_dir>/generate/generations/; running the command again resumes.
+    """
+    config, only_print = resolve_config(GenerateConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.generate.stage import run
+
+    out = run(config)
+    click.echo(json.dumps({k: out.summary[k] for k in ("samples", "correct_samples", "pairs_solved", "pairs", "completion_tokens")}))
+
+
+@cli.command("serve-model")
+@config_options(ServerConfig, skip=("endpoint",))
+@click.option("--log-dir", default="polya-logs", show_default=True, help="Directory for the server log.")
+def serve_model(log_dir: str, **kwargs: Any) -> None:
+    """Start a vLLM OpenAI-compatible server for a model and keep it running until Ctrl-C."""
+    config, only_print = resolve_config(ServerConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.serving.vllm_server import VLLMServer
+
+    server = VLLMServer(config, log_dir)
+    with server as endpoint:
+        click.echo(f"serving {endpoint.model} at {endpoint.base_url} (log: {server.log_path}); Ctrl-C stops it")
+        assert server.process is not None
+        code = server.process.wait()
+        raise PolyaError(f"vLLM server exited with code {code}; see {server.log_path}")
+
+
+@cli.command()
+@config_options(RunConfig)
+def run(**kwargs: Any) -> None:
+    """Run the experiment end to end in one run directory (resumable, stage by stage).
+
+    With no options this runs the cpu-demo preset: the embedded SmolLM2-135M model on offline
+    synthetic questions. Built today: generate (with bootstrap rounds and answer checking).
+    """
+    config, only_print = resolve_config(RunConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.run.job import run as run_job
+
+    out = run_job(config)
+    click.echo(json.dumps({"run_dir": out.run_dir, "stages": list(out.stages)}))
+    gen = out.stages.get("generate")
+    if gen:
+        click.echo(
+            f"generate: {gen.get('samples')} samples, {gen.get('correct_samples')} correct, "
+            f"{gen.get('pairs_solved')}/{gen.get('pairs')} (question, heuristic) pairs solved -> {out.run_dir}/generate/"
+        )
+
+
+def _planned(name: str, issue: str, summary: str) -> None:
+    @cli.command(name, help=f"{summary}\n\nNot built yet ({issue}); this command exits with status {EXIT_NOT_BUILT}.",
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def _command() -> None:
+        _not_built(name, issue)
+
+
+_planned("serve-verifier", "issue #3", "Start the verifier microservice (FastAPI: /v1/verify, /health, /metrics).")
+_planned("verify", "issue #3", "Judge a JSONL file of answers in-process (--input items.jsonl --output verdicts.jsonl).")
+_planned("select", "issue #4", "Keep correct solutions, score heuristic adherence, write the SFT dataset.")
+_planned("sft", "issue #4", "Mid-training: supervised fine-tuning on the selected solutions (TRL + DeepSpeed).")
+_planned("rl", "issue #5", "GRPO with verifiable rewards on Ray.")
+_planned("eval", "issue #6", "pass@k evaluation on math and out-of-distribution benchmarks.")
+
+
+@cli.group()
+def pipeline() -> None:
+    """Kubeflow Pipelines: compile, submit, or run the Pólya pipeline locally."""
+
+
+for _name, _doc in (
+    ("compile", "Compile the pipeline to KFP IR YAML (--output FILE)."),
+    ("submit", "Submit the pipeline to a KFP endpoint."),
+    ("run-local", "Run the pipeline with kfp.local.SubprocessRunner."),
+):
+    def _make(name: str, doc: str) -> None:
+        @pipeline.command(name, help=f"{doc}\n\nNot built yet (issue #8).",
+                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        def _command() -> None:
+            _not_built(f"pipeline {name}", "issue #8")
+
+    _make(_name, _doc)
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print a message (no traceback) and exit 2."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # so `finally` blocks stop servers and flush work
+    try:
+        cli.main(args=argv, prog_name="polya", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except PolyaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

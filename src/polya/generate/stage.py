@@ -1,0 +1,458 @@
+"""The generation stage: several solutions per question per Pólya heuristic, in bootstrap rounds.
+
+``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
+
+Layout under ``<run_dir>/generate/``::
+
+    config.json                       settings that decide what is generated (checked on resume)
+    questions.jsonl                   the question set, frozen at the first start
+    generations/round-01/part-*.jsonl records, streamed as atomic shards while generating
+    summary.json                      per-round and per-heuristic counts, tokens, throughput
+
+Round 1 asks for ``bootstrap.samples`` solutions of every (question, heuristic) pair. Each answer
+is checked with math-verify as it arrives; round r+1 retries, with more samples, the pairs that
+have no correct solution yet. Running the stage again resumes: requests whose records are
+already stored are skipped, so nothing is generated twice and nothing finished is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from tqdm.auto import tqdm
+
+from polya.data.loader import load_questions
+from polya.data.records import QuestionRecord
+from polya.errors import ConfigError, ServerError
+from polya.generate import metrics
+from polya.generate.client import ChatClient
+from polya.generate.config import GenerateConfig
+from polya.heuristics import Heuristic, HeuristicCatalog, build_messages, prompt_fingerprint
+from polya.run import RunManifest
+from polya.serving.vllm_server import Endpoint, open_endpoint
+from polya.store import ArtifactStore, LocalStore, open_store
+from polya.store.shards import ShardWriter, read_shards
+
+logger = logging.getLogger(__name__)
+
+STAGE = "generate"
+GENERATIONS = "generations"
+
+
+@dataclass
+class GenerateOutputs:
+    """What the stage produced: where the records are and a summary of them."""
+
+    run_dir: str
+    stage_uri: str
+    generations_prefix: str
+    summary: dict[str, Any]
+
+
+@dataclass
+class _Progress:
+    """Counts over the whole stage (resumed records included)."""
+
+    records: int = 0
+    completion_tokens: int = 0
+    new_tokens: int = 0
+    done_requests: set[tuple[str, str, int]] = field(default_factory=set)
+    solved_round: dict[tuple[str, str], int] = field(default_factory=dict)
+    budget_exhausted: bool = False
+
+
+def request_seed(base_seed: int, question_id: str, heuristic: str, round_index: int) -> int:
+    """Deterministic per-request seed, so a resumed or repeated run asks for the same samples."""
+    digest = hashlib.sha256(f"{base_seed}|{question_id}|{heuristic}|{round_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _judge_batch(items: list[tuple[str, str]], timeout_s: int) -> list[dict[str, Any]]:
+    """Runs in a judge worker process (main thread, so math-verify's signal timeout works)."""
+    from polya.verify.math_judge import judge_math
+
+    out = []
+    for prediction, reference in items:
+        try:
+            out.append(judge_math(prediction, reference, timeout_s=timeout_s).to_dict())
+        except Exception as exc:  # a judge failure marks the sample wrong, never stops the stage
+            out.append({"correct": False, "extracted": None, "reason": f"judge error: {type(exc).__name__}"})
+    return out
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class GenerationStage:
+    """One execution of the stage over a run directory."""
+
+    def __init__(self, config: GenerateConfig):
+        self.config = config
+        self.store = open_store(config.run_dir)
+        self.stage_store: ArtifactStore = self.store.child(STAGE)
+        self.catalog = HeuristicCatalog.load(config.catalog)
+        self.heuristics: list[Heuristic] = self.catalog.select(config.heuristics)
+        self.progress = _Progress()
+        self._writer: ShardWriter | None = None
+
+    def _round_writer(self, round_index: int) -> ShardWriter:
+        cfg = self.config
+        return ShardWriter(self.stage_store, f"{GENERATIONS}/round-{round_index:02d}", cfg.flush_every, cfg.flush_interval_s)
+
+    def _flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    # ----- setup and resume -------------------------------------------------------------
+    def _check_identity(self) -> None:
+        identity = self.config.identity()
+        if self.stage_store.exists("config.json"):
+            previous = _flatten(self.stage_store.read_json("config.json").get("identity", {}))
+            current = _flatten(identity)
+            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            if changed:
+                raise ConfigError(
+                    f"{self.stage_store.uri()} already holds generations made with other settings "
+                    f"(changed: {', '.join(changed)}). Use a new run_dir, or restore those settings to resume."
+                )
+        else:
+            self.stage_store.write_json("config.json", {"identity": identity, "config": self.config.model_dump(mode="json")})
+
+    def _questions(self) -> list[QuestionRecord]:
+        if self.stage_store.exists("questions.jsonl"):
+            return [QuestionRecord.model_validate(row) for row in self.stage_store.read_jsonl("questions.jsonl")]
+        qset = load_questions(self.config.data)
+        if not qset.records:
+            raise ConfigError(f"data source {self.config.data.source!r} gave no questions (data.source, data.limit)")
+        if qset.skipped:
+            logger.warning("skipped %s malformed rows of %s: %s", qset.skipped, qset.source, "; ".join(qset.errors[:3]))
+        self.stage_store.write_jsonl("questions.jsonl", (r.model_dump(mode="json") for r in qset.records))
+        return qset.records
+
+    def _load_existing(self) -> None:
+        seen: set[str] = set()
+        for rec in read_shards(self.stage_store, GENERATIONS):
+            if rec["id"] in seen:
+                continue
+            seen.add(rec["id"])
+            self._account(rec)
+        if seen:
+            logger.info("resuming: %s samples from %s requests already stored", len(seen), len(self.progress.done_requests))
+
+    def _account(self, rec: dict[str, Any]) -> None:
+        p = self.progress
+        p.records += 1
+        p.completion_tokens += int(rec.get("completion_tokens") or 0)
+        p.done_requests.add((rec["question_id"], rec["heuristic"], int(rec["round"])))
+        if rec.get("correct"):
+            pair = (rec["question_id"], rec["heuristic"])
+            p.solved_round[pair] = min(p.solved_round.get(pair, 10**9), int(rec["round"]))
+
+    def _pending(self, questions: list[QuestionRecord], round_index: int) -> list[tuple[QuestionRecord, Heuristic]]:
+        """Pairs to request in ``round_index``: unsolved before it and not yet requested in it."""
+        out = []
+        for q in questions:
+            for h in self.heuristics:
+                solved_in = self.progress.solved_round.get((q.id, h.id))
+                if solved_in is not None and solved_in < round_index:
+                    continue
+                if (q.id, h.id, round_index) in self.progress.done_requests:
+                    continue
+                out.append((q, h))
+        return out
+
+    def _budget_left(self) -> bool:
+        budget = self.config.bootstrap.token_budget
+        if budget is not None and self.progress.completion_tokens >= budget:
+            self.progress.budget_exhausted = True
+        return not self.progress.budget_exhausted
+
+    # ----- one request ------------------------------------------------------------------
+    def _send_seed(self, endpoint: Endpoint) -> bool:
+        mode = self.config.sampling.per_request_seed
+        return mode == "on" or (mode == "auto" and not endpoint.cpu_backend)
+
+    def _body(self, endpoint: Endpoint, q: QuestionRecord, h: Heuristic, round_index: int, n: int) -> dict[str, Any]:
+        cfg = self.config
+        messages = build_messages(
+            q.question, h, self.catalog, num_exemplars=cfg.num_exemplars, system_prompt=cfg.system_prompt
+        )
+        body: dict[str, Any] = {
+            "model": endpoint.model,
+            "messages": messages,
+            "n": n,
+            "temperature": cfg.sampling.temperature,
+            "top_p": cfg.sampling.top_p,
+            "max_tokens": cfg.sampling.max_tokens,
+        }
+        if self._send_seed(endpoint):
+            body["seed"] = request_seed(cfg.sampling.seed, q.id, h.id, round_index)
+        if cfg.server.vllm_extensions:
+            body["return_token_ids"] = True
+        body.update(cfg.sampling.extra)
+        return body
+
+    def _records(
+        self, q: QuestionRecord, h: Heuristic, round_index: int, body: dict[str, Any], resp: dict[str, Any], latency: float,
+        verdicts: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        cfg = self.config
+        choices = sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))
+        usage = resp.get("usage") or {}
+        fallback_tokens = int(usage.get("completion_tokens") or 0) // max(1, len(choices))
+        fingerprint = prompt_fingerprint(body["messages"])
+        now = datetime.now(timezone.utc).isoformat()
+        out = []
+        for choice, verdict in zip(choices, verdicts):
+            idx = int(choice.get("index", 0))
+            token_ids = choice.get("token_ids")
+            out.append(
+                {
+                    "id": f"{q.id}|{h.id}|r{round_index}|s{idx}",
+                    "question_id": q.id,
+                    "heuristic": h.id,
+                    "round": round_index,
+                    "sample_index": idx,
+                    "question": q.question,
+                    "reference": q.answer,
+                    "source": q.source,
+                    "completion": (choice.get("message") or {}).get("content") or "",
+                    "finish_reason": choice.get("finish_reason"),
+                    "prompt_tokens": usage.get("prompt_tokens"),
+                    "completion_tokens": len(token_ids) if token_ids is not None else fallback_tokens,
+                    "correct": bool(verdict.get("correct")),
+                    "extracted_answer": verdict.get("extracted"),
+                    "judge_reason": verdict.get("reason"),
+                    "model": cfg.server.model,
+                    "prompt_fingerprint": fingerprint,
+                    "num_exemplars": cfg.num_exemplars,
+                    "sampling": {
+                        "temperature": cfg.sampling.temperature,
+                        "top_p": cfg.sampling.top_p,
+                        "max_tokens": cfg.sampling.max_tokens,
+                        "seed": body.get("seed"),
+                        "n": body["n"],
+                    },
+                    "latency_s": round(latency, 3),
+                    "created_at": now,
+                }
+            )
+        return out
+
+    # ----- a round ----------------------------------------------------------------------
+    async def _run_round(
+        self,
+        endpoint: Endpoint,
+        client: ChatClient,
+        judges: concurrent.futures.Executor,
+        writer: ShardWriter,
+        round_index: int,
+        pending: list[tuple[QuestionRecord, Heuristic]],
+    ) -> None:
+        cfg = self.config
+        n = cfg.bootstrap.samples_in_round(round_index)
+        workers = max(1, min(len(pending), cfg.concurrency // n or 1))
+        work: Iterator[tuple[QuestionRecord, Heuristic]] = iter(pending)
+        loop = asyncio.get_running_loop()
+        bar = tqdm(
+            total=len(pending) * n, unit="sample", desc=f"generate round {round_index}/{cfg.bootstrap.rounds}",
+            disable=not cfg.progress, dynamic_ncols=True,
+        )
+        started = time.monotonic()
+        round_tokens = 0
+
+        async def flush_if_due() -> None:
+            if writer.due():
+                batch = writer.take()
+                if batch:
+                    await asyncio.to_thread(writer.write, *batch)
+
+        async def worker() -> None:
+            nonlocal round_tokens
+            for q, h in work:
+                if not self._budget_left():
+                    return
+                body = self._body(endpoint, q, h, round_index, n)
+                t0 = time.monotonic()
+                metrics.INFLIGHT.inc()
+                try:
+                    resp = await client.chat(body)
+                finally:
+                    metrics.INFLIGHT.dec()
+                latency = time.monotonic() - t0
+                texts = [((c.get("message") or {}).get("content") or "") for c in sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))]
+                verdicts = await loop.run_in_executor(judges, _judge_batch, [(t, q.answer) for t in texts], cfg.judge_timeout_s)
+                records = self._records(q, h, round_index, body, resp, latency, verdicts)
+                for rec in records:
+                    self._account(rec)
+                    metrics.SAMPLES.labels(rec["heuristic"], str(rec["correct"]).lower()).inc()
+                    metrics.COMPLETION_TOKENS.inc(rec["completion_tokens"])
+                    round_tokens += rec["completion_tokens"]
+                    self.progress.new_tokens += rec["completion_tokens"]
+                writer.add(records)
+                await flush_if_due()
+                bar.update(len(records))
+                elapsed = max(1e-6, time.monotonic() - started)
+                bar.set_postfix(tok_s=f"{round_tokens / elapsed:.0f}", solved=len(self.progress.solved_round), refresh=False)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        except* ServerError as eg:
+            raise eg.exceptions[0] from None
+        finally:
+            bar.close()
+
+    async def _generate(self, endpoint: Endpoint, questions: list[QuestionRecord]) -> None:
+        cfg = self.config
+        client = ChatClient(
+            endpoint, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.retry_backoff_s,
+            max_connections=max(8, cfg.concurrency), on_retry=lambda _r: metrics.REQUEST_RETRIES.inc(),
+        )
+        ctx = multiprocessing.get_context("spawn")
+        judges = concurrent.futures.ProcessPoolExecutor(max_workers=cfg.judge_workers, mp_context=ctx)
+        try:
+            for r in range(1, cfg.bootstrap.rounds + 1):
+                pending = self._pending(questions, r)
+                if not pending:
+                    continue
+                if not self._budget_left():
+                    logger.info("token budget of %s reached; stopping before round %s", cfg.bootstrap.token_budget, r)
+                    break
+                metrics.ROUND.set(r)
+                logger.info("round %s: %s pairs x %s samples", r, len(pending), cfg.bootstrap.samples_in_round(r))
+                if self._writer is not None:
+                    self._writer.flush()
+                self._writer = self._round_writer(r)
+                await self._run_round(endpoint, client, judges, self._writer, r, pending)
+        finally:
+            await client.aclose()
+            judges.shutdown(wait=False, cancel_futures=True)
+
+    def _work_left(self, questions: list[QuestionRecord]) -> bool:
+        """Whether any round still has requests to make (decides if a server is needed)."""
+        if not self._budget_left():
+            return False
+        # Only round 1's pending set is known before generating; later rounds depend on it.
+        for r in range(1, self.config.bootstrap.rounds + 1):
+            if self._pending(questions, r):
+                return True
+        return False
+
+    # ----- summary ----------------------------------------------------------------------
+    def summarize(self, questions: list[QuestionRecord], elapsed_s: float) -> dict[str, Any]:
+        rounds: dict[int, dict[str, int]] = {}
+        per_heuristic: dict[str, dict[str, int]] = {h.id: {"samples": 0, "correct": 0} for h in self.heuristics}
+        finish: dict[str, int] = {}
+        seen: set[str] = set()
+        for rec in read_shards(self.stage_store, GENERATIONS):
+            if rec["id"] in seen:
+                continue
+            seen.add(rec["id"])
+            stats = rounds.setdefault(int(rec["round"]), {"samples": 0, "correct": 0, "completion_tokens": 0, "requests": 0})
+            stats["samples"] += 1
+            stats["correct"] += int(bool(rec["correct"]))
+            stats["completion_tokens"] += int(rec.get("completion_tokens") or 0)
+            stats["requests"] += int(rec["sample_index"] == 0)
+            h = per_heuristic.setdefault(rec["heuristic"], {"samples": 0, "correct": 0})
+            h["samples"] += 1
+            h["correct"] += int(bool(rec["correct"]))
+            finish[str(rec.get("finish_reason"))] = finish.get(str(rec.get("finish_reason")), 0) + 1
+        pairs = len(questions) * len(self.heuristics)
+        solved = len(self.progress.solved_round)
+        return {
+            "questions": len(questions),
+            "heuristics": [h.id for h in self.heuristics],
+            "pairs": pairs,
+            "pairs_solved": solved,
+            "pair_solve_rate": round(solved / pairs, 4) if pairs else 0.0,
+            "questions_solved": len({q for q, _ in self.progress.solved_round}),
+            "samples": len(seen),
+            "correct_samples": sum(r["correct"] for r in rounds.values()),
+            "completion_tokens": sum(r["completion_tokens"] for r in rounds.values()),
+            "rounds": {str(k): v for k, v in sorted(rounds.items())},
+            "rounds_configured": self.config.bootstrap.rounds,
+            "per_heuristic": per_heuristic,
+            "finish_reasons": finish,
+            "token_budget_exhausted": self.progress.budget_exhausted,
+            "this_invocation": {
+                "elapsed_s": round(elapsed_s, 2),
+                "new_completion_tokens": self.progress.new_tokens,
+                "completion_tokens_per_s": round(self.progress.new_tokens / elapsed_s, 2) if elapsed_s > 0 else 0.0,
+            },
+        }
+
+    # ----- entry ------------------------------------------------------------------------
+    def log_dir(self) -> Path:
+        if isinstance(self.store, LocalStore):
+            return Path(self.store.uri()) / "logs"
+        return Path.cwd() / "polya-logs"
+
+    def run(self, endpoint: Endpoint | None = None) -> GenerateOutputs:
+        cfg = self.config
+        self._check_identity()
+        questions = self._questions()
+        self._load_existing()
+        manifest = RunManifest.load_or_create(self.store)
+        manifest.start_stage(STAGE, cfg.model_dump(mode="json"))
+        if cfg.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(cfg.metrics_port)
+        started = time.monotonic()
+        try:
+            if self._work_left(questions):
+                with contextlib.ExitStack() as stack:
+                    if endpoint is None:
+                        endpoint = stack.enter_context(open_endpoint(cfg.server, self.log_dir()))
+                    asyncio.run(self._generate(endpoint, questions))
+            else:
+                logger.info("nothing left to generate in %s", self.stage_store.uri())
+        except BaseException as exc:
+            self._flush()
+            manifest.fail_stage(STAGE, f"{type(exc).__name__}: {exc}")
+            raise
+        self._flush()
+        summary = self.summarize(questions, time.monotonic() - started)
+        self.stage_store.write_json("summary.json", summary)
+        artifacts = [f"{STAGE}/{p}" for p in ("config.json", "questions.jsonl", "summary.json")]
+        artifacts += [f"{STAGE}/{p}" for p in self.stage_store.list(GENERATIONS)]
+        manifest.finish_stage(STAGE, artifacts, outputs={k: summary[k] for k in ("samples", "correct_samples", "pairs_solved", "pairs")})
+        logger.info(
+            "generated %s samples (%s correct); %s/%s (question, heuristic) pairs solved",
+            summary["samples"], summary["correct_samples"], summary["pairs_solved"], summary["pairs"],
+        )
+        return GenerateOutputs(cfg.run_dir, self.stage_store.uri(), f"{STAGE}/{GENERATIONS}", summary)
+
+
+def run(config: GenerateConfig, endpoint: Endpoint | None = None) -> GenerateOutputs:
+    """Run (or resume) the generation stage. Pass ``endpoint`` to reuse a running server."""
+    return GenerationStage(config).run(endpoint)
+
+
+def iter_generations(run_dir: str) -> Iterator[dict[str, Any]]:
+    """Every stored generation record of a run, deduplicated, in write order."""
+    stage_store = open_store(run_dir).child(STAGE)
+    seen: set[str] = set()
+    for rec in read_shards(stage_store, GENERATIONS):
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            yield rec
