@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run them. This is the README's test command and what CI runs.
+#
+#   bash scripts/test.sh                 # unit + integration tests (real vLLM server, S3 server, ...)
+#   bash scripts/test.sh -m "not integration"   # fast unit tests only
+#   bash scripts/test.sh -m gpu          # opt-in: needs an NVIDIA GPU
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+VENV="${POLYA_VENV:-.venv}"
+export POLYA_CACHE_DIR="${POLYA_CACHE_DIR:-$HOME/.cache/polya}"
+args=("$@")
+if [ ${#args[@]} -eq 0 ]; then
+  args=(-m "not gpu and not cluster")
+fi
+exec "$VENV/bin/python" -m pytest "${args[@]}"
