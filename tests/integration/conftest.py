@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from polya.store import S3Store
 
 S3_SERVER_START_TIMEOUT_S = 60.0
 
@@ -66,3 +69,39 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_S3_ENV_VARS = (
+    "POLYA_S3_ENDPOINT",
+    "POLYA_S3_INSECURE",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "MINIO_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+@pytest.fixture()
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the environment at the test S3 server with dummy credentials; return its URL."""
+    for name in _S3_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POLYA_S3_ENDPOINT", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "polya-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "polya-test-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    return s3_server
+
+
+@pytest.fixture()
+def bucket(s3_env: str) -> str:
+    """A fresh, empty bucket."""
+    name = f"polya-test-{secrets.token_hex(4)}"
+    S3Store(name, create_bucket=True)
+    return name

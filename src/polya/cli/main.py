@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # click's wrapping of KeyboardInterrupt (Ctrl-C, SIGTERM)
+        click.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
         sys.exit(130)
     except PolyaError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import logging
 import multiprocessing
 import time
@@ -121,8 +122,16 @@ class GenerationStage:
             self._writer.flush()
 
     # ----- setup and resume -------------------------------------------------------------
-    def _check_identity(self) -> None:
+    def identity(self) -> dict[str, Any]:
+        """The config's identity plus the catalog's content digest (an edited catalog means other prompts)."""
         identity = self.config.identity()
+        identity["catalog_digest"] = hashlib.sha256(
+            json.dumps(self.catalog.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()[:16]
+        return identity
+
+    def _check_identity(self) -> None:
+        identity = self.identity()
         if self.stage_store.exists("config.json"):
             previous = _flatten(self.stage_store.read_json("config.json").get("identity", {}))
             current = _flatten(identity)

@@ -19,9 +19,9 @@ PLANNED_STAGES = ("select", "sft", "rl", "eval")
 
 def _demo_generate() -> GenerateConfig:
     return GenerateConfig(
-        data=DataConfig(source="synthetic", synthetic=SyntheticConfig(count=12, difficulties=[1, 2])),
-        sampling=SamplingConfig(max_tokens=256),
-        bootstrap=BootstrapConfig(rounds=2, samples=2, growth=2.0),
+        data=DataConfig(source="synthetic", synthetic=SyntheticConfig(count=8, difficulties=[1])),
+        sampling=SamplingConfig(max_tokens=192),
+        bootstrap=BootstrapConfig(rounds=2, samples=2, growth=1.5),
         num_exemplars=1,
     )
 

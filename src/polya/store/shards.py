@@ -21,9 +21,9 @@ _SHARD = re.compile(r"part-(\d{6})-[0-9a-f]+\.jsonl$")
 
 
 def shard_paths(store: ArtifactStore, prefix: str) -> list[str]:
-    """The shard objects under ``prefix``, in write order."""
+    """The shard objects under ``prefix``, in write order within each folder, folders in name order."""
     found = [p for p in store.list(prefix) if _SHARD.search(p)]
-    return sorted(found, key=lambda p: (int(_SHARD.search(p).group(1)), p))  # type: ignore[union-attr]
+    return sorted(found, key=lambda p: (p.rsplit("/", 1)[0] if "/" in p else "", int(_SHARD.search(p).group(1)), p))  # type: ignore[union-attr]
 
 
 def read_shards(store: ArtifactStore, prefix: str) -> Iterator[dict[str, Any]]:

@@ -348,7 +348,7 @@ def test_check_identity_writes_config_json_first_time(tmp_path: Path) -> None:
     stage = GenerationStage(cfg)
     stage._check_identity()
     saved = json.loads((tmp_path / "run" / STAGE / "config.json").read_text())
-    assert saved["identity"] == json.loads(json.dumps(cfg.identity()))
+    assert saved["identity"] == json.loads(json.dumps(GenerationStage(cfg).identity()))
     assert saved["config"]["sampling"] == cfg.sampling.model_dump(mode="json")
     GenerationStage(cfg)._check_identity()  # same settings: fine
 
@@ -402,7 +402,7 @@ def prepare_finished_run(run_dir: Path, cfg: GenerateConfig) -> tuple[list[Quest
     stage_dir = LocalStore(run_dir).child(STAGE)
     qs = load_questions(cfg.data).records
     assert len(qs) == 2
-    stage_dir.write_json("config.json", {"identity": cfg.identity(), "config": cfg.model_dump(mode="json")})
+    stage_dir.write_json("config.json", {"identity": GenerationStage(cfg).identity(), "config": cfg.model_dump(mode="json")})
     stage_dir.write_jsonl("questions.jsonl", (q.model_dump(mode="json") for q in qs))
     q0, q1 = qs[0].id, qs[1].id
     h0, h1 = HEURISTICS
@@ -482,7 +482,7 @@ def test_run_with_spent_token_budget_needs_no_server(tmp_path: Path) -> None:
     cfg = make_config(run_dir, bootstrap={"token_budget": 20})
     stage_dir = LocalStore(run_dir).child(STAGE)
     qs = load_questions(cfg.data).records
-    stage_dir.write_json("config.json", {"identity": cfg.identity(), "config": cfg.model_dump(mode="json")})
+    stage_dir.write_json("config.json", {"identity": GenerationStage(cfg).identity(), "config": cfg.model_dump(mode="json")})
     stage_dir.write_jsonl("questions.jsonl", (q.model_dump(mode="json") for q in qs))
     writer = ShardWriter(stage_dir, GENERATIONS)
     writer.add(request(qs[0].id, HEURISTICS[0], 1, [False, False], tokens=10))
@@ -517,3 +517,21 @@ def test_run_with_work_left_contacts_the_endpoint(tmp_path: Path) -> None:
     assert str(cfg.server.endpoint) in str(info.value)
     rec = RunManifest.load_or_create(LocalStore(run_dir)).stage(STAGE)
     assert rec is not None and rec.status == "failed" and "ServerError" in (rec.error or "")
+
+
+def test_edited_catalog_content_is_refused_on_resume(tmp_path: Path) -> None:
+    """Same catalog path, different content: the prompts changed, so resuming must be refused."""
+    import yaml
+
+    from polya.heuristics import HeuristicCatalog
+
+    catalog_file = tmp_path / "catalog.yaml"
+    data = HeuristicCatalog.load().model_dump(mode="json")
+    catalog_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = make_config(tmp_path / "run", catalog=str(catalog_file))
+    GenerationStage(cfg)._check_identity()
+
+    data["heuristics"][0]["instruction"] += " Be brief."
+    catalog_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match="catalog_digest"):
+        GenerationStage(cfg)._check_identity()
