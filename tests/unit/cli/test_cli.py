@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from polya.config.base import field_paths
 import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel
@@ -24,16 +26,9 @@ from polya.serving.config import ServerConfig
 STAGE_COMMANDS = ("generate", "serve-model", "serve-verifier", "verify", "select", "sft", "rl", "eval", "run", "pipeline")
 
 
-def leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Dotted paths of every leaf field, found by walking the pydantic model."""
-    out: list[str] = []
-    for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out.extend(leaf_paths(ann, f"{prefix}{name}."))
-        else:
-            out.append(f"{prefix}{name}")
-    return out
+def leaf_paths(model: type[BaseModel]) -> list[str]:
+    """Dotted paths of every leaf field of the pydantic model."""
+    return field_paths(model)
 
 
 @pytest.fixture(autouse=True)
