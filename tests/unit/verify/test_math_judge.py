@@ -11,6 +11,7 @@ import time
 import pytest
 
 from polya.verify import MathVerdict, extract_final_answer, judge_math
+from polya.verify.math_judge import is_percentage, normalize_answer
 
 # ----- extraction -----------------------------------------------------------------------------
 
@@ -42,6 +43,25 @@ from polya.verify import MathVerdict, extract_final_answer, judge_math
     ],
 )
 def test_extract_final_answer(text: str, expected: str) -> None:
+    assert extract_final_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Final answer: 17", "17"),
+        ("**Final Answer:** 17", "17"),
+        ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}"),
+        ("Some work.\nAnswer: 12\n", "12"),
+        ("The answer is **12**.", "12"),
+        ("The answer is 42 because 6 times 7 is 42.", "42"),  # a trailing clause is cut
+        ("The answer is 42, since 6*7=42.", "42"),
+        ("The answer is 3 apples.", "3 apples"),  # units stay: extraction returns the answer as written
+        ("\\boxed{\\boxed{5}}", "5"),  # a box in a box: the inner one
+        ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"),  # escaped braces are not groups
+    ],
+)
+def test_extract_final_answer_forms(text: str, expected: str) -> None:
     assert extract_final_answer(text) == expected
 
 
@@ -142,6 +162,88 @@ def test_unparseable_reference_gives_a_reason() -> None:
 def test_verdict_dict_round_trip() -> None:
     verdict = judge_math("\\boxed{2}", "2")
     assert verdict.to_dict() == {"correct": True, "extracted": "2", "reason": "equivalent"}
+
+
+# ----- normalisation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("1,234", "1234"),
+        ("1,234,567.5", "1234567.5"),
+        ("(1,234)", "(1,234)"),  # a pair, not a number
+        ("\\{1,234\\}", "\\{1,234\\}"),
+        ("[1,234)", "[1,234)"),
+        ("1\\,234", "1234"),
+        ("1{,}234", "1234"),
+        ("\\$12", "12"),
+        ("$12$", "12"),
+        ("€20", "20"),
+        ("50\\%", "50"),
+        ("50%", "50"),
+        ("50 percent", "50"),
+        ("12 \\text{ apples}", "12"),
+        ("12\\text{ cm}^2", "12"),
+        ("12 \\mbox{cm}", "12"),
+        ("7\\mathrm{m}", "7"),
+        ("5 dollars", "5"),
+        ("15 km/h", "15"),
+        ("3 square feet", "3"),
+        ("2 pi", "2 \\pi"),  # a math word is not a unit
+        ("\\text{Monday}", "Monday"),  # all text: unwrapped, not dropped
+        ("1 \\text{ or } 2", "1 , 2"),
+        ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+        ("\\tfrac12", "\\frac12"),
+        ("\\left( 3, 4 \\right)", "( 3, 4 )"),
+        ("\\left.\\frac{1}{2}\\right.", "\\frac{1}{2}"),
+        ("30^\\circ", "30"),
+        ("30^{\\circ}", "30"),
+        ("30°", "30"),
+        ("12.", "12"),
+        ("1.5e-3", "1.5\\times 10^{-3}"),
+        ("−7", "-7"),
+        ("**12**", "12"),
+        ("x = 3", "x = 3"),
+    ],
+)
+def test_normalize_answer(raw: str, expected: str) -> None:
+    assert normalize_answer(raw) == expected
+
+
+@pytest.mark.parametrize("answer, expected", [("50\\%", True), ("50%", True), ("50 percent", True), ("50", False), ("0.5", False)])
+def test_is_percentage(answer: str, expected: bool) -> None:
+    assert is_percentage(answer) is expected
+
+
+@pytest.mark.parametrize(
+    "prediction, reference, expected",
+    [
+        ("\\boxed{50\\%}", "50", True),  # the percent sign is a unit
+        ("\\boxed{50}", "50\\%", True),
+        ("\\boxed{0.5}", "50\\%", True),  # a percentage reference also stands for its fraction
+        ("\\boxed{50\\%}", "0.5", False),  # the prediction's own sign never rescales it
+        ("\\boxed{0.5\\%}", "50\\%", False),
+        ("\\boxed{0.5}", "50", False),
+    ],
+)
+def test_percentage_rule(prediction: str, reference: str, expected: bool) -> None:
+    assert judge_math(prediction, reference).correct is expected
+
+
+def test_answer_that_normalises_to_nothing_gives_a_reason() -> None:
+    verdict = judge_math("\\boxed{\\$}", "5")
+    assert verdict == MathVerdict(False, "\\$", "final answer could not be parsed")
+
+
+def test_overlong_reference_is_refused() -> None:
+    verdict = judge_math("\\boxed{1}", "1" * 5_000)
+    assert not verdict.correct
+    assert verdict.reason.startswith("reference answer longer than")
+
+
+def test_extracted_is_the_answer_as_written() -> None:
+    assert judge_math("\\boxed{\\$1,234}", "1234") == MathVerdict(True, "\\$1,234", "equivalent")
 
 
 # ----- hostile input -----------------------------------------------------------------------------
