@@ -143,7 +143,8 @@ def verdict_from_result(result: SandboxResult, program: str, tests: str, timeout
     lines = output.splitlines()
     syntax = _syntax_error(lines, program, tests)
     if syntax is not None:
-        return verdict("error", _clip(syntax))
+        # The model's own program not compiling is a wrong answer; broken tests are our error.
+        return verdict("fail" if syntax.startswith("syntax error in the program") else "error", _clip(syntax))
     exception = _exception_reason(lines)
     if exception is not None:
         return verdict("fail", exception[1])
@@ -166,6 +167,8 @@ def judge_code(
     """
     if entry_point is not None and not all(part.isidentifier() for part in entry_point.split(".")):
         raise ValueError(f"entry_point must be a Python name such as 'has_close_elements', got {entry_point!r}")
+    if "\x00" in program:
+        return CodeVerdict(status="fail", correct=False, reason="the program contains a null byte", output_tail="")
     limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)
     result = run_python_sandboxed(build_script(program, tests, entry_point), limits)
     _log_isolation(result)

@@ -77,8 +77,8 @@ _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # The answer ends at a sentence period (not a decimal point), a newline or the end; an opening
 # ``$`` / ``\$`` and markdown ``**`` around it are dropped.
 _ANSWER_IS = re.compile(
-    r"(?:answer\s+is|final\s+answer\s*(?:is)?|(?:^|\n)[ \t*#]*answer\s*(?=[:*]))"
-    r"[:*\s]*(?:\\?\$)?([^\n$]{1,200}?)\$?[*\s]*(?:\.(?!\d)|\n|$)",
+    r"(?:answer[ \t]{1,8}is|final[ \t]{1,8}answer[ \t]{0,8}(?:is)?|(?:^|\n)[ \t*#]{0,8}answer[ \t]{0,8}(?=[:*]))"
+    r"[:* \t]{0,16}(?:\\?\$)?([^\n$]{1,200}?)\$?[* \t]{0,16}(?:\.(?!\d)|\n|$)",
     re.IGNORECASE,
 )
 _GSM8K = re.compile(r"####\s*([^\n]{1,200})")

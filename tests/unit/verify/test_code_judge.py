@@ -67,9 +67,10 @@ def test_early_exit_zero_passes() -> None:
     assert judge_code("import sys\nsys.exit(0)\n", "assert False\n").status == "pass"
 
 
-def test_syntax_error_in_program_is_an_error() -> None:
+def test_syntax_error_in_program_is_a_fail() -> None:
+    """The model's program not compiling is a wrong answer (fail), not a judging error."""
     verdict = judge_code("def add(a, b:\n    return a + b\n", TESTS, "add")
-    assert verdict.status == "error" and not verdict.correct
+    assert verdict.status == "fail" and not verdict.correct
     assert verdict.reason.startswith("syntax error in the program (line 1): SyntaxError:")
 
 
@@ -81,7 +82,7 @@ def test_syntax_error_in_tests_is_an_error() -> None:
 
 def test_indentation_error_counts_as_syntax_error() -> None:
     verdict = judge_code("def add(a, b):\nreturn a + b\n", TESTS, "add")
-    assert verdict.status == "error"
+    assert verdict.status == "fail"
     assert "IndentationError" in verdict.reason and "in the program" in verdict.reason
 
 
@@ -91,8 +92,9 @@ def test_syntax_error_raised_at_run_time_is_a_fail() -> None:
     assert verdict.reason.startswith("SyntaxError")
 
 
-def test_null_byte_in_program_is_an_error() -> None:
-    assert judge_code(PROGRAM + "\x00", TESTS, "add").status == "error"
+def test_null_byte_in_program_is_a_fail() -> None:
+    verdict = judge_code(PROGRAM + "\x00", TESTS, "add")
+    assert verdict.status == "fail" and "null byte" in verdict.reason
 
 
 def test_infinite_loop_times_out_at_the_deadline() -> None:

@@ -281,3 +281,14 @@ def test_megabyte_string_with_a_pathological_answer_is_bounded_by_the_timeout() 
     verdict = judge_math(hostile, "1", timeout_s=1)
     assert time.monotonic() - started < 2.0
     assert not verdict.correct
+
+
+@pytest.mark.parametrize("tail", [" " * 19_000, "\t" * 19_000, " *" * 9_000, ": " * 9_000])
+def test_answer_phrase_followed_by_whitespace_cannot_backtrack(tail: str) -> None:
+    """'The answer is' + a long run of blanks once took minutes (regex backtracking)."""
+    import time
+
+    started = time.monotonic()
+    verdict = judge_math("The answer is" + tail, "42", timeout_s=1)
+    assert time.monotonic() - started < 1.0
+    assert verdict.correct is False
