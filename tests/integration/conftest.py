@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import secrets
 import socket
 import subprocess
@@ -12,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+import httpx
+import psutil
 import pytest
 
 from polya.store import S3Store
@@ -105,3 +109,65 @@ def bucket(s3_env: str) -> str:
     name = f"polya-test-{secrets.token_hex(4)}"
     S3Store(name, create_bucket=True)
     return name
+
+
+VERIFIER_START_TIMEOUT_S = 180.0
+
+
+class VerifierProcess:
+    """``polya serve-verifier`` in a subprocess; ``url`` once /health answers 200."""
+
+    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "polya.cli.main", "serve-verifier", "--port", str(self.port), *args]
+        with log.open("wb") as handle:
+            self.proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + VERIFIER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"verifier exited with {self.proc.returncode} before answering:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"verifier did not answer /health within {VERIFIER_START_TIMEOUT_S:.0f}s:\n{log.read_text()}")
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The judge workers: spawned children of the server (not multiprocessing's resource tracker)."""
+        out = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    out.append(child)
+            except psutil.Error:
+                pass
+        return out
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def start_verifier() -> type[VerifierProcess]:
+    """Start ``polya serve-verifier`` with extra arguments: ``start_verifier(log_path, "--workers", "2")``."""
+    return VerifierProcess
+
+
+@pytest.fixture(scope="module")
+def verifier_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerifierProcess]:
+    """A real ``polya serve-verifier`` (2 workers, no auth) on a free port."""
+    proc = VerifierProcess(tmp_path_factory.mktemp("verifier") / "verifier.log", "--workers", "2")
+    yield proc
+    proc.stop()

@@ -22,6 +22,7 @@ from polya.errors import PolyaError
 from polya.generate.config import GenerateConfig
 from polya.run.config import RunConfig
 from polya.serving.config import ServerConfig
+from polya.verify.config import VerifierConfig
 
 logger = logging.getLogger("polya")
 
@@ -39,8 +40,22 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_SECRET_KEYS = frozenset({"api_key", "auth_token", "token", "password", "secret_key", "hf_token"})
+
+
+def _mask_secrets(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {
+            k: ("***" if v and k in _SECRET_KEYS else _mask_secrets(v)) for k, v in tree.items()
+        }
+    if isinstance(tree, list):
+        return [_mask_secrets(v) for v in tree]
+    return tree
+
+
 def _print_config(config: Any) -> None:
-    click.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
+    """Print resolved settings as YAML, with tokens and keys masked."""
+    click.echo(yaml.safe_dump(_mask_secrets(config.model_dump(mode="json")), sort_keys=False), nl=False)
 
 
 def _not_built(stage: str, issue: str) -> NoReturn:
@@ -127,8 +142,61 @@ def _planned(name: str, issue: str, summary: str) -> None:
         _not_built(name, issue)
 
 
-_planned("serve-verifier", "issue #3", "Start the verifier microservice (FastAPI: /v1/verify, /health, /metrics).")
-_planned("verify", "issue #3", "Judge a JSONL file of answers in-process (--input items.jsonl --output verdicts.jsonl).")
+@cli.command("serve-verifier")
+@config_options(VerifierConfig)
+def serve_verifier(**kwargs: Any) -> None:
+    """Start the verifier microservice (FastAPI on uvicorn) and keep it running until Ctrl-C.
+
+    POST /v1/verify judges {"items": [...]} (math, code, choice) in --workers judge processes,
+    each item under a hard deadline; GET /health answers 503 once the workers are gone; GET
+    /metrics serves Prometheus metrics. Set --auth-token (or $POLYA_VERIFIER_TOKEN) to require
+    a bearer token on /v1.
+    """
+    config, only_print = resolve_config(VerifierConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    import uvicorn
+
+    from polya.verify.service import build_app
+
+    logging.getLogger().setLevel(config.log_level.upper())
+    try:
+        uvicorn.run(
+            build_app(config), host=config.host, port=config.port, log_level=config.log_level,
+            timeout_graceful_shutdown=5, access_log=config.log_level == "debug",
+        )
+    except KeyboardInterrupt:  # uvicorn hands SIGINT / SIGTERM back once it has shut down
+        pass
+    except SystemExit as exc:  # uvicorn exits when it cannot bind or start up
+        if exc.code:
+            raise PolyaError(f"verifier could not start on {config.host}:{config.port} (see the log above: port in use?)") from None
+
+
+@cli.command()
+@config_options(VerifierConfig, skip=("host", "port", "log_level"))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="JSONL file of items: kind, prediction, reference / options / tests, ... (other keys are kept).")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="JSONL file to write: each input record plus correct, status, extracted, reason, latency_s.")
+@click.option("--endpoint", default=None, help="Judge on a running verifier service (e.g. http://verifier:8080) instead of in-process.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 100_000), help="Items per request with --endpoint.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def verify(input_path: str, output_path: str, endpoint: str | None, batch_size: int, progress: bool, **kwargs: Any) -> None:
+    """Judge a JSONL file of answers (--input items.jsonl --output verdicts.jsonl).
+
+    Judges in-process with --workers judge processes, or on a running service with --endpoint.
+    The output is written atomically; a summary line (JSON) is printed at the end.
+    """
+    config, only_print = resolve_config(VerifierConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.verify.client import open_verifier, verify_jsonl
+
+    options = {"batch_size": batch_size} if endpoint else {}
+    verifier = open_verifier(config, endpoint, **options)
+    try:
+        summary = verify_jsonl(input_path, output_path, verifier, progress=progress)
+    finally:
+        verifier.close()
+    click.echo(json.dumps(summary))
 _planned("select", "issue #4", "Keep correct solutions, score heuristic adherence, write the SFT dataset.")
 _planned("sft", "issue #4", "Mid-training: supervised fine-tuning on the selected solutions (TRL + DeepSpeed).")
 _planned("rl", "issue #5", "GRPO with verifiable rewards on Ray.")

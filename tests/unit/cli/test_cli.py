@@ -273,8 +273,6 @@ def test_run_with_unbuilt_stage_fails_without_print_config_too(capsys: pytest.Ca
         ["sft"],
         ["rl"],
         ["eval"],
-        ["verify", "--input", "items.jsonl"],
-        ["serve-verifier"],
         ["pipeline", "compile", "--output", "p.yaml"],
         ["pipeline", "submit"],
         ["pipeline", "run-local"],
@@ -297,3 +295,9 @@ def test_unbuilt_stage_help_says_so(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["select", "--help"])
     assert result.exit_code == 0
     assert "Not built yet" in result.output
+
+
+def test_print_config_masks_secrets_but_not_token_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    printed = printed_config(["generate", "--server.api-key", "s3cr3t", "--sampling.max-tokens", "77"], capsys)
+    assert printed["server"]["api_key"] == "***"
+    assert printed["sampling"]["max_tokens"] == 77
