@@ -86,10 +86,21 @@ class GenerateConfig(StageConfig):
     retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay in seconds; doubles each retry.")
     flush_every: int = Field(default=32, ge=1, description="Write a shard of records once this many samples are buffered.")
     flush_interval_s: float = Field(default=5.0, gt=0, description="...or once this many seconds passed since the last shard.")
-    judge_workers: int = Field(default=1, ge=1, le=64, description="Processes that check answers with math-verify while generating.")
-    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="Seconds math-verify may spend on one answer.")
+    judge_workers: int = Field(default=1, ge=1, le=64, description="Judge worker processes when answers are checked in-process (no verifier_endpoint).")
+    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="Seconds math-verify may spend on one answer; a judge stuck past twice that is killed and replaced.")
+    verifier_endpoint: str | None = Field(
+        default=None,
+        description="URL of a running verifier service (polya serve-verifier) that checks the answers; unset: the same judges run in-process.",
+    )
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port while running (unset: off).")
     progress: bool = Field(default=True, description="Show a progress bar with throughput.")
+
+    @field_validator("verifier_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("verifier_endpoint must be an http:// or https:// URL such as http://polya-verifier:8080")
+        return value
 
     @field_validator("heuristics")
     @classmethod

@@ -18,12 +18,10 @@ already stored are skipped, so nothing is generated twice and nothing finished i
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +41,9 @@ from polya.run import RunManifest
 from polya.serving.vllm_server import Endpoint, open_endpoint
 from polya.store import ArtifactStore, LocalStore, open_store
 from polya.store.shards import ShardWriter, read_shards
+from polya.verify.client import Verifier, VerifierClient, open_verifier
+from polya.verify.config import VerifierConfig
+from polya.verify.protocol import VerifyItem
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +77,6 @@ def request_seed(base_seed: int, question_id: str, heuristic: str, round_index: 
     """Deterministic per-request seed, so a resumed or repeated run asks for the same samples."""
     digest = hashlib.sha256(f"{base_seed}|{question_id}|{heuristic}|{round_index}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def _judge_batch(items: list[tuple[str, str]], timeout_s: int) -> list[dict[str, Any]]:
-    """Runs in a judge worker process (main thread, so math-verify's signal timeout works)."""
-    from polya.verify.math_judge import judge_math
-
-    out = []
-    for prediction, reference in items:
-        try:
-            out.append(judge_math(prediction, reference, timeout_s=timeout_s).to_dict())
-        except Exception as exc:  # a judge failure marks the sample wrong, never stops the stage
-            out.append({"correct": False, "extracted": None, "reason": f"judge error: {type(exc).__name__}"})
-    return out
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -270,7 +258,7 @@ class GenerationStage:
         self,
         endpoint: Endpoint,
         client: ChatClient,
-        judges: concurrent.futures.Executor,
+        verifier: Verifier,
         writer: ShardWriter,
         round_index: int,
         pending: list[tuple[QuestionRecord, Heuristic]],
@@ -279,7 +267,6 @@ class GenerationStage:
         n = cfg.bootstrap.samples_in_round(round_index)
         workers = max(1, min(len(pending), cfg.concurrency // n or 1))
         work: Iterator[tuple[QuestionRecord, Heuristic]] = iter(pending)
-        loop = asyncio.get_running_loop()
         bar = tqdm(
             total=len(pending) * n, unit="sample", desc=f"generate round {round_index}/{cfg.bootstrap.rounds}",
             disable=not cfg.progress, dynamic_ncols=True,
@@ -307,7 +294,8 @@ class GenerationStage:
                     metrics.INFLIGHT.dec()
                 latency = time.monotonic() - t0
                 texts = [((c.get("message") or {}).get("content") or "") for c in sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))]
-                verdicts = await loop.run_in_executor(judges, _judge_batch, [(t, q.answer) for t in texts], cfg.judge_timeout_s)
+                judged = await verifier.averify([VerifyItem(kind="math", prediction=t, reference=q.answer) for t in texts])
+                verdicts = [{"correct": v.correct, "extracted": v.extracted, "reason": v.reason} for v in judged]
                 records = self._records(q, h, round_index, body, resp, latency, verdicts)
                 for rec in records:
                     self._account(rec)
@@ -336,8 +324,7 @@ class GenerationStage:
             endpoint, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.retry_backoff_s,
             max_connections=max(8, cfg.concurrency), on_retry=lambda _r: metrics.REQUEST_RETRIES.inc(),
         )
-        ctx = multiprocessing.get_context("spawn")
-        judges = concurrent.futures.ProcessPoolExecutor(max_workers=cfg.judge_workers, mp_context=ctx)
+        verifier = self._open_verifier()
         try:
             for r in range(1, cfg.bootstrap.rounds + 1):
                 pending = self._pending(questions, r)
@@ -351,10 +338,22 @@ class GenerationStage:
                 if self._writer is not None:
                     self._writer.flush()
                 self._writer = self._round_writer(r)
-                await self._run_round(endpoint, client, judges, self._writer, r, pending)
+                await self._run_round(endpoint, client, verifier, self._writer, r, pending)
         finally:
             await client.aclose()
-            judges.shutdown(wait=False, cancel_futures=True)
+            if isinstance(verifier, VerifierClient):
+                await verifier.aclose()
+            await asyncio.to_thread(verifier.close)
+
+    def _open_verifier(self) -> Verifier:
+        """The same judges as the verifier service: over HTTP when an endpoint is set, else in-process."""
+        cfg = self.config
+        return open_verifier(
+            VerifierConfig(
+                workers=cfg.judge_workers, math_timeout_s=cfg.judge_timeout_s, item_deadline_s=2 * cfg.judge_timeout_s + 5
+            ),
+            endpoint=cfg.verifier_endpoint,
+        )
 
     def _work_left(self, questions: list[QuestionRecord]) -> bool:
         """Whether any round still has requests to make (decides if a server is needed)."""
@@ -429,6 +428,9 @@ class GenerationStage:
         started = time.monotonic()
         try:
             if self._work_left(questions):
+                if cfg.verifier_endpoint:
+                    with VerifierClient(cfg.verifier_endpoint) as probe:
+                        probe.health()  # an unreachable verifier fails here, before a model server starts
                 with contextlib.ExitStack() as stack:
                     if endpoint is None:
                         endpoint = stack.enter_context(open_endpoint(cfg.server, self.log_dir()))
