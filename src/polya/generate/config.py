@@ -87,7 +87,7 @@ class GenerateConfig(StageConfig):
     flush_every: int = Field(default=32, ge=1, description="Write a shard of records once this many samples are buffered.")
     flush_interval_s: float = Field(default=5.0, gt=0, description="...or once this many seconds passed since the last shard.")
     judge_workers: int = Field(default=1, ge=1, le=64, description="Judge worker processes when answers are checked in-process (no verifier_endpoint).")
-    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="Seconds math-verify may spend on one answer; a judge stuck past twice that is killed and replaced.")
+    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="Seconds math-verify may spend on one answer; a judge still busy after 2 x this + 5 s is killed and replaced.")
     verifier_endpoint: str | None = Field(
         default=None,
         description="URL of a running verifier service (polya serve-verifier) that checks the answers; unset: the same judges run in-process.",

@@ -158,7 +158,7 @@ def judge_code(
     entry_point: str | None = None,
     *,
     timeout_s: float = 10.0,
-    memory_mb: int = 512,
+    memory_mb: int = 1024,
 ) -> CodeVerdict:
     """Run ``program`` against ``tests`` (HumanEval: ``check(entry_point)``) in a fresh sandbox.
 

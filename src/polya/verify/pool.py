@@ -642,7 +642,8 @@ class JudgePool:
         if len(self._crash_times) > self.crash_limit:
             self._dead_reason = (
                 f"{len(self._crash_times)} judge workers died within {_CRASH_WINDOW_S:.0f}s "
-                f"(limit {self.crash_limit}); last: {what}"
+                f"(limit {self.crash_limit}); last: {what}. Workers are spawned processes: a script that "
+                "uses the pool needs an `if __name__ == '__main__':` guard and cannot be read from stdin"
             )
             logger.error("judge pool is dead: %s", self._dead_reason)
             return
