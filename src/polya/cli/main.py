@@ -21,6 +21,7 @@ from polya.cli.options import config_options, resolve_config
 from polya.errors import PolyaError
 from polya.generate.config import GenerateConfig
 from polya.run.config import RunConfig
+from polya.select.config import SelectConfig
 from polya.serving.config import ServerConfig
 from polya.verify.config import VerifierConfig
 
@@ -118,7 +119,8 @@ def run(**kwargs: Any) -> None:
     """Run the experiment end to end in one run directory (resumable, stage by stage).
 
     With no options this runs the cpu-demo preset: the embedded SmolLM2-135M model on offline
-    synthetic questions. Built today: generate (with bootstrap rounds and answer checking).
+    synthetic questions. Built today: generate (bootstrap rounds, answers checked by the verifier)
+    and select (the SFT datasets of the paper's arms).
     """
     config, only_print = resolve_config(RunConfig, kwargs)
     if only_print:
@@ -133,6 +135,8 @@ def run(**kwargs: Any) -> None:
             f"generate: {gen.get('samples')} samples, {gen.get('correct_samples')} correct, "
             f"{gen.get('pairs_solved')}/{gen.get('pairs')} (question, heuristic) pairs solved -> {out.run_dir}/generate/"
         )
+    if "select" in out.stages:
+        click.echo(f"select: SFT datasets and dataset cards -> {out.run_dir}/select/ (report.json)")
 
 
 def _planned(name: str, issue: str, summary: str) -> None:
@@ -197,7 +201,29 @@ def verify(input_path: str, output_path: str, endpoint: str | None, batch_size: 
     finally:
         verifier.close()
     click.echo(json.dumps(summary))
-_planned("select", "issue #4", "Keep correct solutions, score heuristic adherence, write the SFT dataset.")
+
+
+@cli.command("select")
+@config_options(SelectConfig)
+def select_solutions(**kwargs: Any) -> None:
+    """Keep correct solutions, score heuristic adherence, write the SFT datasets of the paper's arms.
+
+    Reads <run_dir>/generate/ (run `polya generate` first), scores how faithfully each solution
+    follows its heuristic (--scorer.kind offline | llm_judge | reward_model), keeps the best
+    correct one per (question, heuristic), at most --n-per-question per question without
+    near-duplicates, and writes select/<arm>/train.jsonl with a dataset card for each of --arms
+    (polya, star, wrong_answer, breadth, depth) plus select/report.json. Model scores are cached:
+    running the command again only scores what is missing.
+    """
+    config, only_print = resolve_config(SelectConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.select.stage import run as run_select
+
+    out = run_select(config)
+    click.echo(json.dumps({name: {"examples": a.examples, "questions": a.questions, "path": a.data_path} for name, a in out.arms.items()}))
+
+
 _planned("sft", "issue #4", "Mid-training: supervised fine-tuning on the selected solutions (TRL + DeepSpeed).")
 _planned("rl", "issue #5", "GRPO with verifiable rewards on Ray.")
 _planned("eval", "issue #6", "pass@k evaluation on math and out-of-distribution benchmarks.")

@@ -11,10 +11,11 @@ from pydantic import Field, field_validator, model_validator
 from polya.config.base import StageConfig
 from polya.data.config import DataConfig, SyntheticConfig
 from polya.generate.config import BootstrapConfig, GenerateConfig, SamplingConfig
+from polya.select.config import SelectConfig
 
-BUILT_STAGES = ("generate",)
+BUILT_STAGES = ("generate", "select")
 """Stages ``polya run`` can execute today, in pipeline order."""
-PLANNED_STAGES = ("select", "sft", "rl", "eval")
+PLANNED_STAGES = ("sft", "rl", "eval")
 
 
 def _demo_generate() -> GenerateConfig:
@@ -35,6 +36,7 @@ class RunConfig(StageConfig):
         description=f"Stages to run, in order. Built: {', '.join(BUILT_STAGES)}; planned: {', '.join(PLANNED_STAGES)}.",
     )
     generate: GenerateConfig = Field(default_factory=_demo_generate, description="Settings of the generate stage.")
+    select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (datasets for SFT).")
 
     @field_validator("stages")
     @classmethod
@@ -51,6 +53,7 @@ class RunConfig(StageConfig):
     @model_validator(mode="after")
     def _share_run_dir(self) -> "RunConfig":
         # Every stage writes into the run's directory; a stage-level run_dir is ignored here.
-        if self.generate.run_dir != self.run_dir:
-            object.__setattr__(self.generate, "run_dir", self.run_dir)
+        for section in (self.generate, self.select):
+            if section.run_dir != self.run_dir:
+                object.__setattr__(section, "run_dir", self.run_dir)
         return self

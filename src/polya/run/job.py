@@ -40,4 +40,16 @@ def run(config: RunConfig) -> RunOutputs:
             result = run_generate(stage_config)
             outputs.stages[stage] = result.summary
             manifest = RunManifest.load_or_create(open_store(config.run_dir))
+        elif stage == "select":
+            from polya.select.stage import manifest_config
+            from polya.select.stage import run as run_select
+
+            if manifest.is_done(stage, manifest_config(config.select)):
+                logger.info("stage %s already done with these settings and generations; skipping", stage)
+                record = manifest.stage(stage)
+                outputs.stages[stage] = dict(record.outputs) if record else {}
+                continue
+            selected = run_select(config.select)
+            outputs.stages[stage] = selected.summary
+            manifest = RunManifest.load_or_create(open_store(config.run_dir))
     return outputs

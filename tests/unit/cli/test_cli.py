@@ -245,9 +245,9 @@ def test_empty_heuristics_rejected(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_with_unbuilt_stage_is_rejected_naming_built_stages(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["run", "--stages", "[select]", "--print-config"], capsys)
+    code, _out, err = run_main(["run", "--stages", "[rl]", "--print-config"], capsys)
     assert code == 2
-    assert "stages" in err and "'select' is not built yet" in err
+    assert "stages" in err and "'rl' is not built yet" in err
     assert f"built stages: {', '.join(BUILT_STAGES)}" in err
 
 
@@ -259,7 +259,7 @@ def test_run_with_unknown_stage_lists_valid_ones(capsys: pytest.CaptureFixture[s
 
 def test_run_with_unbuilt_stage_fails_without_print_config_too(capsys: pytest.CaptureFixture[str]) -> None:
     # Validation happens before any stage (or server) starts.
-    code, _out, err = run_main(["run", "--stages", "[select]"], capsys)
+    code, _out, err = run_main(["run", "--stages", "[rl]"], capsys)
     assert code == 2 and "not built yet" in err
 
 
@@ -269,8 +269,6 @@ def test_run_with_unbuilt_stage_fails_without_print_config_too(capsys: pytest.Ca
 @pytest.mark.parametrize(
     "argv",
     [
-        ["select"],
-        ["sft"],
         ["rl"],
         ["eval"],
         ["pipeline", "compile", "--output", "p.yaml"],
@@ -286,13 +284,13 @@ def test_unbuilt_stages_exit_3(argv: list[str], capsys: pytest.CaptureFixture[st
 
 
 def test_unbuilt_stage_via_clirunner(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["sft"])
+    result = runner.invoke(cli, ["rl"])
     assert result.exit_code == 3
     assert "not built yet" in result.output
 
 
 def test_unbuilt_stage_help_says_so(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["select", "--help"])
+    result = runner.invoke(cli, ["rl", "--help"])
     assert result.exit_code == 0
     assert "Not built yet" in result.output
 
