@@ -96,12 +96,23 @@ def _syntax_error(lines: list[str], program: str, tests: str) -> str | None:
 
 
 def _exception_reason(lines: list[str]) -> tuple[str, str] | None:
-    """(exception type, reason) from the last traceback in the output, or None when there is none."""
+    """(exception type, reason) from the last complete traceback in the output, or None.
+
+    Processes the program forked may print tracebacks interleaved with one another, and one killed
+    mid-write leaves a header with nothing after it, so a traceback that does not end in an
+    exception line is passed over for the one before it.
+    """
     starts = [index for index, line in enumerate(lines) if line.startswith(_TRACEBACK_HEADER)]
-    if not starts:
-        return None
+    for start in reversed(starts):
+        found = _traceback_reason(lines[start + 1 :])
+        if found is not None:
+            return found
+    return None
+
+
+def _traceback_reason(lines: list[str]) -> tuple[str, str] | None:
     source = None
-    for line in lines[starts[-1] + 1 :]:
+    for line in lines:
         if line.startswith(" ") or not line.strip():
             stripped = line.strip()
             if _FRAME.match(line):

@@ -177,3 +177,17 @@ def test_sandbox_reports_its_isolation_and_output_size() -> None:
     assert result.error is None and result.exit_code == 0
     assert result.mode in ("namespaces", "user-namespaces", "rlimits")
     assert result.output_bytes == 11
+
+
+def test_interleaved_output_of_forked_processes_reports_the_last_complete_traceback() -> None:
+    # A fork bomb's children print tracebacks at once; the one cut off last has only its header.
+    output = (
+        "Traceback (most recent call last):\n"
+        '  File "/tmp/x/main.py", line 3, in <module>\n'
+        "    os.fork()\n"
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+        "Traceback (most recent call last):\n"
+    )
+    verdict = verdict_from_result(_result(exit_code=1, output_tail=output), "", "", 5)
+    assert verdict.status == "fail"
+    assert verdict.reason == "BlockingIOError: [Errno 11] Resource temporarily unavailable (at: os.fork())"
