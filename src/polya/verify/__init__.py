@@ -6,7 +6,8 @@
   by ``polya serve-verifier``) share one ``verify`` / ``averify`` API.
 """
 
-from polya.verify.client import LocalVerifier, Verifier, VerifierClient, open_verifier, verify_jsonl
+from polya.verify.client import LocalVerifier, Verifier, VerifierClient, open_verifier
+from polya.verify.stage import verify_jsonl
 from polya.verify.config import VerifierConfig
 from polya.verify.judge import judge_item
 from polya.verify.math_judge import MathVerdict, extract_final_answer, judge_math
