@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import psutil
@@ -164,7 +164,7 @@ def test_generate_owns_server_stops_it_and_survives_its_death(tmp_path: Path) ->
     """polya starts its own server; when that server dies mid-run the stage fails clearly and keeps
     its records; on SIGTERM polya stops the server it started."""
     run_dir = tmp_path / "run"
-    port = free = None
+    port = None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
