@@ -22,6 +22,7 @@ from polya.errors import PolyaError
 from polya.generate.config import GenerateConfig
 from polya.run.config import RunConfig
 from polya.select.config import SelectConfig
+from polya.sft.config import SftConfig
 from polya.serving.config import ServerConfig
 from polya.verify.config import VerifierConfig
 
@@ -70,7 +71,7 @@ def _not_built(stage: str, issue: str) -> NoReturn:
 def cli(log_level: str) -> None:
     """polya: mid-training on self-generated Pólya-heuristic solutions before RL.
 
-    Stages: generate -> verify -> select -> sft -> rl -> eval; `polya run` chains them.
+    Stages: generate -> verify -> select -> sft -> rl -> eval; `polya run` chains the built ones.
     Every stage takes --config FILE, --set key=value and one option per setting.
     """
     _setup_logging(log_level)
@@ -192,7 +193,8 @@ def verify(input_path: str, output_path: str, endpoint: str | None, batch_size: 
     config, only_print = resolve_config(VerifierConfig, kwargs)
     if only_print:
         return _print_config(config)
-    from polya.verify.client import open_verifier, verify_jsonl
+    from polya.verify.client import open_verifier
+    from polya.verify.stage import verify_jsonl
 
     options = {"batch_size": batch_size} if endpoint else {}
     verifier = open_verifier(config, endpoint, **options)
@@ -224,7 +226,26 @@ def select_solutions(**kwargs: Any) -> None:
     click.echo(json.dumps({name: {"examples": a.examples, "questions": a.questions, "path": a.data_path} for name, a in out.arms.items()}))
 
 
-_planned("sft", "issue #4", "Mid-training: supervised fine-tuning on the selected solutions (TRL + DeepSpeed).")
+@cli.command()
+@config_options(SftConfig)
+def sft(**kwargs: Any) -> None:
+    """Mid-training: fine-tune the model on the selected solutions (TRL SFTTrainer, loss on the answer only).
+
+    Trains --model on <run_dir>/select/<arm>/train.jsonl (or --dataset), writes checkpoint-N every
+    --save-steps and the final HF checkpoint to <run_dir>/sft/<arm>/final, with metrics.jsonl and
+    summary.json. Running it again resumes from the last checkpoint. On GPUs launch it with
+    accelerate/torchrun and --deepspeed zero2|zero3|zero3_offload (see docs/sft.md).
+    """
+    config, only_print = resolve_config(SftConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.sft.stage import run as run_sft
+
+    out = run_sft(config)
+    keys = ("global_step", "train_loss", "first_loss", "last_loss", "tokens_per_s", "resumed_from")
+    click.echo(json.dumps({"final": out.final_uri, **{k: out.summary.get(k) for k in keys}}))
+
+
 _planned("rl", "issue #5", "GRPO with verifiable rewards on Ray.")
 _planned("eval", "issue #6", "pass@k evaluation on math and out-of-distribution benchmarks.")
 

@@ -1,0 +1,607 @@
+"""The mid-training stage: TRL's SFTTrainer on the selected solutions, loss on the assistant turn only.
+
+``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
+
+Layout under the output (``<run_dir>/sft/<arm>/`` by default)::
+
+    config.json              settings that decide what is trained (checked on resume)
+    checkpoint-N/            every save_steps: HF model + tokenizer + optimizer/scheduler/RNG state
+    final/                   the trained model in HF format (save_pretrained + tokenizer); vLLM loads it
+    adapter/                 LoRA only: the adapter alone (final/ holds base + adapter merged)
+    metrics.jsonl            one line per logging step: loss, learning_rate, tokens, tokens_per_s, ...
+    summary.json             the run's result: steps, losses, tokens/s, peak memory, resumed_from
+
+Running the same command again resumes from the last complete checkpoint (``resume: auto``).
+With an ``s3://`` output the trainer writes to a local folder (``local_dir``), each checkpoint is
+uploaded as soon as it is saved, and a fresh machine downloads the last one before resuming.
+
+On CPU (and on one GPU) it runs as a plain process::
+
+    polya sft --run-dir runs/demo                                     # embedded SmolLM2-135M, CPU
+    polya sft --run-dir runs/exp --model Qwen/Qwen2.5-3B --packing true --bf16 on
+
+On N GPUs, launch the same command through accelerate, torchrun or deepspeed with a ZeRO preset
+(``configs/deepspeed/zero2.json``, ``zero3.json``, ``zero3_offload.json``)::
+
+    accelerate launch --num_processes 8 -m polya.cli.main sft --deepspeed zero3 --run-dir s3://b/runs/exp ...
+    torchrun --nproc_per_node 8 -m polya.cli.main sft --deepspeed zero2 ...
+    deepspeed --num_gpus 8 --no_local_rank --module polya.cli.main sft --deepspeed zero3_offload ...
+
+(``--no_local_rank``: the deepspeed launcher would otherwise append ``--local_rank``, which polya
+does not take; every launcher sets the LOCAL_RANK variable that the trainer reads.) Only the
+main process writes metrics, the summary and the manifest and uploads checkpoints. Under ZeRO each
+rank saves its shard of the optimizer state into ``checkpoint-N/global_stepN/``: on several nodes
+put ``local_dir`` on storage every node shares, or an uploaded checkpoint lacks the other nodes'
+shards. More in docs/sft.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polya.errors import ConfigError
+from polya.models.embedded import cache_dir, resolve_model
+from polya.run import RunManifest
+from polya.sft import zero
+from polya.sft.callbacks import METRICS_FILE, UPLOAD_MARKER, CheckpointUploadCallback, SftMetricsCallback, upload_metrics
+from polya.sft.config import SftConfig
+from polya.sft.data import ChatDataset, LossMask, build_train_dataset, exists, load_chat_dataset, resolve_loss_mask
+from polya.sft.trainer import PolyaSFTTrainer, uses_packed_rows
+from polya.store import ArtifactStore, LocalStore, open_store
+
+logger = logging.getLogger(__name__)
+
+FINAL = "final"
+ADAPTER = "adapter"
+SUMMARY = "summary.json"
+IDENTITY = "config.json"
+TRAINER_STATE = "trainer_state.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class SftOutputs:
+    """What the stage produced and where."""
+
+    run_dir: str
+    output_uri: str
+    final_uri: str
+    local_dir: str
+    summary: dict[str, Any]
+    adapter_uri: str | None = None
+
+
+@dataclass
+class Plan:
+    """Everything preflight checked and resolved, before any model weights load."""
+
+    dataset: ChatDataset
+    model_path: str
+    tokenizer: Any
+    loss_mask: LossMask
+    deepspeed_path: Path | None
+    cuda: bool
+    bf16: bool
+    world_size: int
+    output_store: ArtifactStore
+    work_dir: Path
+    remote: bool
+    estimated_steps: int
+    notes: list[str] = field(default_factory=list)
+
+
+# ----- small helpers ------------------------------------------------------------------------
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def identity_digest(identity: dict[str, Any]) -> str:
+    """SHA-256 of the identity as canonical JSON."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def checkpoint_step(name: str) -> int | None:
+    """N of a ``checkpoint-N`` folder name, else None."""
+    match = _CHECKPOINT.match(name)
+    return int(match.group(1)) if match else None
+
+
+def last_local_checkpoint(work_dir: Path) -> Path | None:
+    """The highest ``checkpoint-N`` under ``work_dir`` whose trainer state was written (the trainer writes it last)."""
+    best: tuple[int, Path] | None = None
+    if not work_dir.is_dir():
+        return None
+    for child in work_dir.iterdir():
+        step = checkpoint_step(child.name)
+        if step is not None and child.is_dir() and _readable_state(child / TRAINER_STATE):
+            if best is None or step > best[0]:
+                best = (step, child)
+    return best[1] if best else None
+
+
+def _readable_state(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False  # missing, or cut short by a kill while it was written
+
+
+def last_stored_checkpoint(store: ArtifactStore) -> tuple[int, str] | None:
+    """The highest ``checkpoint-N`` in the store whose upload finished (its marker exists)."""
+    best: tuple[int, str] | None = None
+    for path in store.list():
+        parts = path.split("/")
+        if len(parts) == 2 and parts[1] == UPLOAD_MARKER:
+            step = checkpoint_step(parts[0])
+            if step is not None and (best is None or step > best[0]):
+                best = (step, parts[0])
+    return best
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _dataset_uri(config: SftConfig) -> str:
+    if config.dataset:
+        return config.dataset
+    candidates = config.default_dataset_candidates()
+    for candidate in candidates:
+        if exists(candidate):
+            return candidate
+    raise ConfigError(
+        f"dataset: no training data for arm {config.arm!r} at {' or '.join(candidates)}; run `polya select` first "
+        "(or set dataset to a JSONL/Parquet file of chat rows)"
+    )
+
+
+def _hidden_size(model_config: Any) -> int:
+    text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    size = getattr(text, "hidden_size", None) or getattr(text, "d_model", None)
+    return int(size) if size else 4096
+
+
+def _work_dir(config: SftConfig, remote: bool) -> Path:
+    if not remote:
+        return Path(LocalStore(config.output_uri).uri())
+    if config.local_dir:
+        return Path(config.local_dir).expanduser().absolute()
+    return cache_dir() / "sft" / hashlib.sha256(config.output_uri.encode()).hexdigest()[:16]
+
+
+# ----- preflight ----------------------------------------------------------------------------
+def preflight(config: SftConfig) -> Plan:
+    """Check everything a user can get wrong, before any model weights load.
+
+    Dataset present and made of chat rows; DeepSpeed file found, parsed and accepted by DeepSpeed
+    (with GPUs present); peft importable for LoRA; model and tokenizer resolvable, the tokenizer
+    with a chat template that supports the loss mask; the output store reachable.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = {"on": True, "off": False}.get(config.bf16, cuda and torch.cuda.is_bf16_supported())
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+    dataset = load_chat_dataset(_dataset_uri(config), config.dataset_format)
+
+    if config.lora.enabled:
+        if importlib.util.find_spec("peft") is None:
+            raise ConfigError("lora.enabled needs the peft package: pip install peft (or set lora.enabled false)")
+
+    deepspeed_path = zero.resolve_path(config.deepspeed) if config.deepspeed else None
+    if deepspeed_path is not None and not cuda:
+        raise ConfigError(
+            f"deepspeed ({config.deepspeed}) trains on CUDA GPUs and none is visible; unset deepspeed for the "
+            "single-process CPU path, or run on a GPU machine"
+        )
+
+    model_path = resolve_model(config.model)
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        model_config = AutoConfig.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model {config.model!r}: cannot load its config/tokenizer from {model_path}: {exc}") from None
+    loss_mask = resolve_loss_mask(config.loss_mask, tokenizer)
+
+    per_step = config.batch_size * config.grad_accumulation * world_size
+    estimated = config.max_steps or max(1, int(-(-len(dataset) // per_step) * config.epochs))
+    if deepspeed_path is not None:
+        zero.check_config(
+            deepspeed_path, config, hidden_size=_hidden_size(model_config), num_training_steps=estimated, bf16=bf16,
+            world_size=world_size,
+        )
+
+    remote = config.output_uri.startswith("s3://")
+    output_store = open_store(config.output_uri)
+    plan = Plan(
+        dataset=dataset, model_path=model_path, tokenizer=tokenizer, loss_mask=loss_mask, deepspeed_path=deepspeed_path,
+        cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store, work_dir=_work_dir(config, remote),
+        remote=remote, estimated_steps=estimated,
+    )
+    if loss_mask == "prompt_completion":
+        plan.notes.append("chat template has no {% generation %} markers: prompt/completion rows, loss on the last assistant turn")
+    return plan
+
+
+# ----- the stage ----------------------------------------------------------------------------
+def manifest_config(config: SftConfig, dataset_sha256: str | None = None) -> dict[str, Any]:
+    """What the run manifest records for the stage: the settings plus the dataset's digest."""
+    return {**config.model_dump(mode="json"), "inputs": {"dataset_sha256": dataset_sha256}}
+
+
+class SftStage:
+    """One execution of the stage (one process of a possibly distributed run)."""
+
+    def __init__(self, config: SftConfig):
+        self.config = config
+        self.is_main = _rank() == 0
+
+    # ----- resume bookkeeping --------------------------------------------------------------
+    def _identity(self, plan: Plan) -> dict[str, Any]:
+        return {**self.config.identity(), "dataset_sha256": plan.dataset.sha256}
+
+    def _finished_summary(self, plan: Plan, digest: str) -> dict[str, Any] | None:
+        store = plan.output_store
+        if self.config.resume != "auto" or not store.exists(SUMMARY):
+            return None
+        summary = store.read_json(SUMMARY)
+        if summary.get("completed") and summary.get("identity_sha256") == digest and store.list(FINAL):
+            return summary
+        return None
+
+    def _check_identity(self, plan: Plan, identity: dict[str, Any]) -> None:
+        store = plan.output_store
+        if self.config.resume == "off" or not store.exists(IDENTITY):
+            return
+        previous = store.read_json(IDENTITY).get("identity", {})
+        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+        if changed:
+            raise ConfigError(
+                f"{store.uri()} holds a run trained with other settings (changed: {', '.join(changed)}); "
+                "use another output (or arm), restore those settings to resume, or set resume off to start over"
+            )
+
+    def _start_over(self, plan: Plan) -> None:
+        """resume off: remove earlier checkpoints, metrics and summary (locally and in the store)."""
+        for child in list(plan.work_dir.glob("checkpoint-*")) + [plan.work_dir / METRICS_FILE, plan.work_dir / SUMMARY]:
+            if child.is_dir():
+                shutil.rmtree(child)
+            elif child.exists():
+                child.unlink()
+        if plan.remote:
+            for path in plan.output_store.list():
+                if path.split("/", 1)[0].startswith("checkpoint-") or path in (METRICS_FILE, SUMMARY):
+                    plan.output_store.delete(path)
+
+    def _fetch_remote_checkpoint(self, plan: Plan) -> None:
+        """With an s3:// output: download the store's last complete checkpoint when it is newer than the local one."""
+        stored = last_stored_checkpoint(plan.output_store)
+        local = last_local_checkpoint(plan.work_dir)
+        local_step = checkpoint_step(local.name) if local else None
+        if stored is None or (local_step is not None and local_step >= stored[0]):
+            return
+        step, name = stored
+        target = plan.work_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        logger.info("downloading %s to resume from step %s", plan.output_store.uri(name), step)
+        plan.output_store.download_dir(name, target)
+        if plan.output_store.exists(METRICS_FILE):
+            plan.output_store.download_file(METRICS_FILE, plan.work_dir / METRICS_FILE)
+
+    def _trim_metrics(self, step: int, work_dir: Path) -> None:
+        """Drop metric lines of steps after the checkpoint being resumed (they are trained again)."""
+        path = work_dir / METRICS_FILE
+        if not path.is_file():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    # ----- trainer -------------------------------------------------------------------------
+    def training_args(self, plan: Plan) -> Any:
+        """TRL's ``SFTConfig`` for this run."""
+        import torch
+        from trl import SFTConfig as TrlSFTConfig
+
+        cfg = self.config
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[cfg.dtype]
+        attn = self._attn_implementation()
+        return TrlSFTConfig(
+            output_dir=str(plan.work_dir),
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.max_steps or -1,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler,
+            warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            adam_beta1=zero.ADAM_BETAS[0],
+            adam_beta2=zero.ADAM_BETAS[1],
+            adam_epsilon=zero.ADAM_EPSILON,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accumulation,
+            max_length=cfg.max_seq_length,
+            packing=cfg.packing,
+            packing_strategy="bfd",
+            assistant_only_loss=plan.loss_mask == "generation_markers",
+            completion_only_loss=True if plan.loss_mask == "prompt_completion" else None,
+            bf16=plan.bf16,
+            fp16=False,
+            use_cpu=not plan.cuda,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            save_strategy="steps",
+            save_steps=cfg.save_steps,
+            save_total_limit=cfg.save_total_limit,
+            logging_strategy="steps",
+            logging_steps=cfg.logging_steps,
+            logging_first_step=True,
+            seed=cfg.seed,
+            deepspeed=str(plan.deepspeed_path) if plan.deepspeed_path else None,
+            report_to=[],
+            disable_tqdm=not cfg.progress,
+            dataloader_num_workers=cfg.dataloader_workers,
+            include_num_input_tokens_seen=self._token_counting(),
+            model_init_kwargs={"dtype": dtype, "attn_implementation": attn},
+        )
+
+    def _attn_implementation(self) -> str:
+        return "sdpa" if self.config.attn_implementation == "auto" else self.config.attn_implementation
+
+    def _packed_rows(self) -> bool:
+        return uses_packed_rows(self.config.packing, self._attn_implementation())
+
+    def _token_counting(self) -> str:
+        """How the trainer counts tokens seen: real (non-padding) tokens in every mode."""
+        if self._packed_rows():
+            return "no"  # PackedRowsCollator counts them (PolyaSFTTrainer adds them up)
+        return "all" if self.config.packing else "non_padding"  # flash packing is padding-free
+
+    def peft_config(self) -> Any:
+        if not self.config.lora.enabled:
+            return None
+        from peft import LoraConfig as PeftLoraConfig
+
+        lora = self.config.lora
+        targets: Any = "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules
+        return PeftLoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM"
+        )
+
+    def build_trainer(self, plan: Plan, args: Any, callbacks: list[Any]) -> Any:
+        """The SFTTrainer over the plan's dataset (loads the model)."""
+        train_dataset = build_train_dataset(plan.dataset, plan.loss_mask)
+        try:
+            return PolyaSFTTrainer(
+                model=plan.model_path,
+                args=args,
+                train_dataset=train_dataset,
+                processing_class=plan.tokenizer,
+                peft_config=self.peft_config(),
+                callbacks=callbacks,
+                packed_rows=self._packed_rows(),
+            )
+        except ValueError as exc:
+            if "target modules" in str(exc).lower() or "target_modules" in str(exc):
+                raise ConfigError(f"lora.target_modules {self.config.lora.target_modules}: {exc}") from None
+            raise
+
+    # ----- final model -----------------------------------------------------------------------
+    def _save_final(self, trainer: Any, plan: Plan) -> tuple[Path, Path | None]:
+        """Write final/ (and adapter/ with LoRA) atomically: into a temp folder, then renamed."""
+        work = plan.work_dir
+        adapter_dir: Path | None = None
+        if self.config.lora.enabled:
+            adapter_dir = self._replace_dir(work / ADAPTER, lambda tmp: trainer.save_model(str(tmp)))
+            if self.config.lora.merge:
+                final_dir = self._replace_dir(work / FINAL, lambda tmp: self._merge_adapter(plan, adapter_dir, tmp))
+            else:
+                final_dir = adapter_dir
+            return final_dir, adapter_dir
+        return self._replace_dir(work / FINAL, lambda tmp: trainer.save_model(str(tmp))), None
+
+    def _replace_dir(self, target: Path, write: Any) -> Path:
+        tmp = target.parent / f".tmp-{target.name}"
+        if self.is_main and tmp.exists():
+            shutil.rmtree(tmp)
+        write(tmp)  # every rank calls save_model (ZeRO-3 gathers the weights); the main process writes
+        if self.is_main:
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        return target
+
+    def _merge_adapter(self, plan: Plan, adapter_dir: Path | None, target: Path) -> None:
+        if not self.is_main:
+            return
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        assert adapter_dir is not None
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[self.config.dtype]
+        base = AutoModelForCausalLM.from_pretrained(plan.model_path, dtype=dtype)
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        merged.save_pretrained(str(target))
+        plan.tokenizer.save_pretrained(str(target))
+
+    # ----- entry -------------------------------------------------------------------------------
+    def run(self) -> SftOutputs:
+        cfg = self.config
+        plan = preflight(cfg)
+        identity = self._identity(plan)
+        digest = identity_digest(identity)
+        self._check_identity(plan, identity)
+
+        done = self._finished_summary(plan, digest)
+        if done is not None:
+            logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
+            return self._outputs(plan, done)
+
+        manifest = RunManifest.load_or_create(open_store(cfg.run_dir)) if self.is_main else None
+        if manifest is not None:
+            manifest.start_stage(cfg.manifest_stage, manifest_config(cfg, plan.dataset.sha256))
+        try:
+            summary = self._train(plan, identity, digest)
+        except BaseException as exc:
+            if manifest is not None:
+                manifest.fail_stage(cfg.manifest_stage, f"{type(exc).__name__}: {exc}")
+            raise
+        out = self._outputs(plan, summary)
+        if manifest is not None:
+            manifest.finish_stage(cfg.manifest_stage, self._manifest_artifacts(plan), outputs={
+                k: summary.get(k) for k in ("global_step", "train_loss", "tokens", "tokens_per_s", "final", "resumed_from")
+            })
+        return out
+
+    def _train(self, plan: Plan, identity: dict[str, Any], digest: str) -> dict[str, Any]:
+        cfg = self.config
+        args = self.training_args(plan)  # sets up the distributed state under a launcher
+        state = args.distributed_state
+        plan.work_dir.mkdir(parents=True, exist_ok=True)
+        if _local_rank() == 0:
+            if cfg.resume == "off":
+                self._start_over(plan)
+            elif plan.remote:
+                self._fetch_remote_checkpoint(plan)
+        if self.is_main:
+            plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
+        state.wait_for_everyone()
+
+        checkpoint = last_local_checkpoint(plan.work_dir) if cfg.resume == "auto" else None
+        resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
+        if self.is_main and resumed_step is not None:
+            self._trim_metrics(resumed_step, plan.work_dir)
+        if checkpoint is not None:
+            logger.info("resuming from %s (step %s)", checkpoint, resumed_step)
+
+        if self.is_main and cfg.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(cfg.metrics_port)
+
+        metrics_cb = SftMetricsCallback(plan.work_dir / METRICS_FILE)
+        callbacks: list[Any] = [metrics_cb]
+        if plan.remote:
+            callbacks.append(CheckpointUploadCallback(plan.output_store, plan.work_dir))
+        for note in plan.notes:
+            logger.info("%s", note)
+        trainer = self.build_trainer(plan, args, callbacks)
+        logger.info(
+            "training %s on %s examples of %s (loss mask %s, packing %s, lora %s, deepspeed %s, bf16 %s)",
+            cfg.model, len(plan.dataset), plan.dataset.uri, plan.loss_mask, cfg.packing, cfg.lora.enabled,
+            plan.deepspeed_path.name if plan.deepspeed_path else None, plan.bf16,
+        )
+        started = time.monotonic()
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        train_runtime = time.monotonic() - started
+        final_dir, adapter_dir = self._save_final(trainer, plan)
+        state.wait_for_everyone()
+
+        summary = self._summary(plan, trainer, result, metrics_cb, train_runtime, resumed_step, digest, final_dir, adapter_dir)
+        if self.is_main:
+            self._publish(plan, summary, final_dir, adapter_dir)
+        return summary
+
+    def _summary(
+        self, plan: Plan, trainer: Any, result: Any, metrics_cb: SftMetricsCallback, runtime: float,
+        resumed_step: int | None, digest: str, final_dir: Path, adapter_dir: Path | None,
+    ) -> dict[str, Any]:
+        import torch
+
+        cfg = self.config
+        state = trainer.state
+        losses = [(h["step"], h["loss"]) for h in state.log_history if "loss" in h]
+        session_tokens = int(state.num_input_tokens_seen or 0) - int(getattr(trainer, "_initial_num_input_tokens_seen", 0) or 0)
+        store = plan.output_store
+        return {
+            "arm": cfg.arm,
+            "model": cfg.model,
+            "dataset": plan.dataset.uri,
+            "dataset_sha256": plan.dataset.sha256,
+            "examples": len(plan.dataset),
+            "loss_mask": plan.loss_mask,
+            "packing": cfg.packing,
+            "lora": cfg.lora.enabled,
+            "deepspeed": str(plan.deepspeed_path) if plan.deepspeed_path else None,
+            "device": f"cuda x {torch.cuda.device_count()}" if plan.cuda else "cpu",
+            "world_size": trainer.args.world_size,
+            "bf16": plan.bf16,
+            "global_step": state.global_step,
+            "max_steps": state.max_steps,
+            "epoch": round(float(state.epoch or 0.0), 4),
+            "train_loss": round(float(result.training_loss), 6) if result.training_loss is not None else None,
+            "first_loss": losses[0][1] if losses else None,
+            "last_loss": losses[-1][1] if losses else None,
+            "tokens": int(state.num_input_tokens_seen or 0),
+            "session_tokens": session_tokens,
+            "session_runtime_s": round(runtime, 3),
+            "tokens_per_s": round(session_tokens / runtime, 2) if runtime > 0 else None,
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if plan.cuda else None,
+            "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
+            "final": store.uri(FINAL if final_dir.name == FINAL else ADAPTER),
+            "adapter": store.uri(ADAPTER) if adapter_dir is not None else None,
+            "local_dir": str(plan.work_dir),
+            "identity_sha256": digest,
+            "completed": True,
+        }
+
+    def _publish(self, plan: Plan, summary: dict[str, Any], final_dir: Path, adapter_dir: Path | None) -> None:
+        """Write the summary; with an s3:// output, upload final/, adapter/ and metrics first."""
+        store = plan.output_store
+        if plan.remote:
+            for folder in {final_dir, adapter_dir} - {None}:
+                assert folder is not None
+                for stale in store.list(folder.name):
+                    store.delete(stale)
+                store.upload_dir(folder, folder.name)
+            upload_metrics(store, plan.work_dir)
+        store.write_json(SUMMARY, summary)
+        logger.info(
+            "trained %s steps (loss %s -> %s, %s tokens/s); final model at %s",
+            summary["global_step"], summary["first_loss"], summary["last_loss"], summary["tokens_per_s"], summary["final"],
+        )
+
+    def _manifest_artifacts(self, plan: Plan) -> list[str]:
+        """Store paths (relative to the run directory) of the outputs, when the output lies inside it."""
+        run_store_uri = open_store(self.config.run_dir).uri()
+        output_uri = plan.output_store.uri()
+        if not output_uri.startswith(run_store_uri.rstrip("/") + "/"):
+            return []
+        relative = output_uri[len(run_store_uri.rstrip("/")) + 1 :]
+        names = [FINAL, SUMMARY, METRICS_FILE] + ([ADAPTER] if self.config.lora.enabled else [])
+        return [f"{relative}/{name}" for name in names if plan.output_store.exists(name) or plan.output_store.list(name)]
+
+    def _outputs(self, plan: Plan, summary: dict[str, Any]) -> SftOutputs:
+        return SftOutputs(
+            run_dir=self.config.run_dir,
+            output_uri=plan.output_store.uri(),
+            final_uri=str(summary.get("final") or plan.output_store.uri(FINAL)),
+            local_dir=str(plan.work_dir),
+            summary=summary,
+            adapter_uri=summary.get("adapter"),
+        )
+
+
+def run(config: SftConfig) -> SftOutputs:
+    """Run (or resume) supervised fine-tuning of ``config.model`` on ``config.dataset``."""
+    return SftStage(config).run()
