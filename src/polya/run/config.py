@@ -12,10 +12,14 @@ from polya.config.base import StageConfig
 from polya.data.config import DataConfig, SyntheticConfig
 from polya.generate.config import BootstrapConfig, GenerateConfig, SamplingConfig
 from polya.select.config import SelectConfig
+from polya.sft.config import SftConfig
 
-BUILT_STAGES = ("generate", "select")
+BUILT_STAGES = ("generate", "select", "sft")
 """Stages ``polya run`` can execute today, in pipeline order."""
-PLANNED_STAGES = ("sft", "rl", "eval")
+DEFAULT_STAGES = ("generate", "select")
+"""What ``polya run`` does without --stages. sft is opt-in until the demo reliably yields a
+non-empty training set: the 135M model solves only a few percent of the synthetic pairs."""
+PLANNED_STAGES = ("rl", "eval")
 
 
 def _demo_generate() -> GenerateConfig:
@@ -32,11 +36,15 @@ class RunConfig(StageConfig):
 
     run_dir: str = Field(default="runs/demo", description="Run directory (local path or s3:// URI) shared by every stage.")
     stages: list[str] = Field(
-        default_factory=lambda: list(BUILT_STAGES),
+        default_factory=lambda: list(DEFAULT_STAGES),
         description=f"Stages to run, in order. Built: {', '.join(BUILT_STAGES)}; planned: {', '.join(PLANNED_STAGES)}.",
     )
     generate: GenerateConfig = Field(default_factory=_demo_generate, description="Settings of the generate stage.")
     select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (datasets for SFT).")
+    sft: SftConfig = Field(
+        default_factory=lambda: SftConfig(max_steps=20),
+        description="Settings of the sft stage (mid-training on select/<arm>/). Add sft to --stages to run it.",
+    )
 
     @field_validator("stages")
     @classmethod
@@ -53,7 +61,7 @@ class RunConfig(StageConfig):
     @model_validator(mode="after")
     def _share_run_dir(self) -> "RunConfig":
         # Every stage writes into the run's directory; a stage-level run_dir is ignored here.
-        for section in (self.generate, self.select):
+        for section in (self.generate, self.select, self.sft):
             if section.run_dir != self.run_dir:
                 object.__setattr__(section, "run_dir", self.run_dir)
         return self

@@ -52,4 +52,11 @@ def run(config: RunConfig) -> RunOutputs:
             selected = run_select(config.select)
             outputs.stages[stage] = selected.summary
             manifest = RunManifest.load_or_create(open_store(config.run_dir))
+        elif stage == "sft":
+            from polya.sft.stage import run as run_sft
+
+            # The stage resumes from its last checkpoint and does nothing when already finished.
+            trained = run_sft(config.sft)
+            outputs.stages[stage] = trained.summary
+            manifest = RunManifest.load_or_create(open_store(config.run_dir))
     return outputs

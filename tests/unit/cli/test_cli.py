@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from polya import __version__
 from polya.cli.main import EXIT_NOT_BUILT, EXIT_USER_ERROR, cli, main
 from polya.generate.config import GenerateConfig
-from polya.run.config import BUILT_STAGES, RunConfig
+from polya.run.config import BUILT_STAGES, DEFAULT_STAGES, RunConfig
 from polya.serving.config import ServerConfig
 
 STAGE_COMMANDS = ("generate", "serve-model", "serve-verifier", "verify", "select", "sft", "rl", "eval", "run", "pipeline")
@@ -183,7 +183,7 @@ def test_run_config_print_shares_run_dir(capsys: pytest.CaptureFixture[str]) -> 
     assert cfg["run_dir"] == "runs/x"
     assert cfg["generate"]["run_dir"] == "runs/x"
     assert cfg["generate"]["sampling"]["max_tokens"] == 32
-    assert cfg["stages"] == list(BUILT_STAGES)
+    assert cfg["stages"] == list(DEFAULT_STAGES)
 
 
 def test_serve_model_print_config(capsys: pytest.CaptureFixture[str]) -> None:

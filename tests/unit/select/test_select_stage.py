@@ -408,9 +408,9 @@ def test_polya_run_chains_select_and_reruns_it_only_for_new_generations(
 
 def test_run_config_builds_generate_then_select_by_default() -> None:
     config = RunConfig()
-    assert BUILT_STAGES == ("generate", "select")
-    assert config.stages == ["generate", "select"]
-    assert config.select.run_dir == config.run_dir == config.generate.run_dir
+    assert BUILT_STAGES[:2] == ("generate", "select")
+    assert config.stages == ["generate", "select"]  # sft is opt-in (--stages)
+    assert config.select.run_dir == config.run_dir == config.generate.run_dir == config.sft.run_dir
 
 
 def test_manifest_config_masks_the_judge_key(tmp_path: Path) -> None:
