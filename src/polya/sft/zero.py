@@ -23,9 +23,10 @@ ADAM_EPSILON = 1e-8
 
 
 def preset_dirs() -> list[Path]:
-    """Folders searched for ``<preset>.json``: the source checkout's ``configs/deepspeed``, then ``./configs/deepspeed``."""
-    checkout = Path(__file__).resolve().parents[3] / "configs" / "deepspeed"
-    return [checkout, Path.cwd() / "configs" / "deepspeed"]
+    """Folders searched for ``<preset>.json``: the installed package's ``polya/configs/deepspeed``
+    (the repo's ``configs/deepspeed`` links to it), then ``./configs/deepspeed``."""
+    packaged = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
+    return [packaged, Path.cwd() / "configs" / "deepspeed"]
 
 
 def resolve_path(value: str) -> Path:
@@ -38,7 +39,7 @@ def resolve_path(value: str) -> Path:
         searched = ", ".join(str(d) for d in preset_dirs())
         raise ConfigError(
             f"deepspeed: preset {value!r} not found (looked for {value}.json in {searched}); "
-            "run from the polya checkout or give the path of a DeepSpeed JSON file"
+            "reinstall polya (the presets are package data) or give the path of a DeepSpeed JSON file"
         )
     path = Path(value).expanduser()
     if not path.is_file():
