@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# A real Prometheus for tests/integration/monitoring (Debian package; needs root, as in CI).
+bash scripts/install-prometheus.sh || echo "[test] prometheus/promtool not installed (needs root): tests/integration/monitoring will skip"
 VENV="${POLYA_VENV:-.venv}"
 export POLYA_CACHE_DIR="${POLYA_CACHE_DIR:-$HOME/.cache/polya}"
 args=("$@")
