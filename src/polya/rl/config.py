@@ -1,0 +1,311 @@
+"""``RlConfig``: every setting of the RL stage (``polya rl --help``).
+
+Pure value checks happen here (pydantic, before anything is read): the group size divides the
+batch, the batch splits evenly over the learner workers, a DeepSpeed preset or vLLM rollouts are
+asked for only together with GPUs. The checks that need the machine, the cluster or the network
+(GPUs present, the Ray cluster has the capacity the roles ask for, the verifier answers, the model
+and the questions load) run in :func:`polya.rl.stage.preflight`, still before any weights load.
+
+Two presets fill every setting the user did not give:
+
+- ``cpu`` (the default): the embedded SmolLM2-135M model on offline synthetic questions, 2 CPU
+  workers in a local Ray cluster, HF generation, short prompts and answers;
+- ``paper``: the paper's GRPO recipe (group size 16, 1,024-token prompts, 3,072-token responses,
+  no KL term, one epoch of DAPO-Math-17K) on GPUs with vLLM rollouts and DeepSpeed ZeRO-3.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from polya.config.base import StageConfig, deep_merge
+from polya.data.config import DataConfig
+from polya.models.embedded import EMBEDDED_MODEL
+from polya.sft.config import DEEPSPEED_PRESETS
+
+STAGE = "rl"
+
+OPERATIONAL_FIELDS = frozenset(
+    {
+        "save_steps", "save_total_limit", "logging_steps", "metrics_port", "progress", "local_dir", "resume",
+        "ray_address", "num_workers", "cpus_per_worker", "torch_threads", "reward", "preset",
+    }
+)
+"""Settings that may change between a run and its resumption (they do not change what is trained).
+
+``num_workers`` is among them only in the sense that the *global* batch is what is trained; the
+per-worker share is derived. ``reward`` holds where the verifier runs, not what it rewards; the
+reward weights are checked separately (:meth:`RlConfig.identity`).
+"""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "paper": {
+        "data": {
+            "source": "hf:open-r1/DAPO-Math-17k-Processed",
+            "subset": "en",
+            "columns": {"question": "prompt", "answer": "solution"},
+        },
+        "group_size": 16,
+        "batch_size": 512,
+        "max_prompt_length": 1024,
+        "max_completion_length": 3072,
+        "epochs": 1.0,
+        "max_steps": None,
+        "beta": 0.0,
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "loss_type": "dapo",
+        "learning_rate": 1e-6,
+        "warmup_ratio": 0.0,
+        "temperature": 1.0,
+        "use_gpu": True,
+        "num_workers": 8,
+        "rollout": {"engine": "vllm", "vllm_mode": "colocate", "gpu_memory_utilization": 0.3},
+        "deepspeed": "zero3",
+        "bf16": "on",
+        "dtype": "bfloat16",
+        "gradient_checkpointing": True,
+        "save_steps": 50,
+        "torch_threads": 0,
+    },
+}
+"""Values each preset puts under the user's settings (the user's win); ``cpu`` is the field defaults.
+
+The paper reports group size, lengths, no KL, one epoch of DAPO-Math-17K and verl with vLLM; the
+batch size, learning rate and clipping are not public: 512 completions (32 prompts x 16) per step,
+1e-6 and DAPO's clip-higher (0.2 / 0.28) with token-level loss are verl's DAPO recipe values.
+"""
+
+
+class RewardConfig(StageConfig):
+    """How completions are rewarded: the verifier's math verdict, plus an optional format reward."""
+
+    correct: float = Field(default=1.0, gt=0.0, le=100.0, description="Reward for an answer the verifier judges correct (incorrect: 0).")
+    format: float = Field(
+        default=0.0, ge=0.0, le=100.0,
+        description="Extra reward when the verifier finds a final answer statement (\\boxed{}, 'The answer is ...'), right or wrong; 0: off (the paper's setting).",
+    )
+    verifier_endpoint: str | None = Field(
+        default=None,
+        description="URL of a running verifier service (polya serve-verifier), e.g. http://verifier:8080; unset: an in-process judge pool inside the reward worker.",
+    )
+    verifier_workers: int = Field(default=1, ge=1, le=512, description="Judge processes of the in-process pool (ignored with verifier_endpoint).")
+    verifier_cpus: float = Field(
+        default=1.0, ge=0.0, le=512.0, description="CPUs the reward worker (a Ray actor) reserves in the cluster; 0: it shares the learners' CPUs."
+    )
+    item_deadline_s: float = Field(default=30.0, gt=5.0, le=3600.0, description="Hard limit in seconds on judging one completion (in-process pool).")
+
+    @field_validator("verifier_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"verifier_endpoint must be an http:// or https:// URL such as http://verifier:8080, got {value!r}")
+        return value.rstrip("/")
+
+
+class RolloutConfig(StageConfig):
+    """The rollout role: who generates the group of completions per prompt."""
+
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        default="auto",
+        description="hf: transformers generate inside each learner worker (CPU path, tests); vllm: vLLM (GPUs only); auto: vllm with GPUs, hf without.",
+    )
+    vllm_mode: Literal["colocate", "server"] = Field(
+        default="colocate",
+        description="colocate: a vLLM engine inside each learner worker, sharing its GPU; server: a separate Ray actor runs TRL's vLLM server on its own GPUs and receives the weights after every step.",
+    )
+    gpus: int = Field(default=1, ge=1, le=64, description="GPUs of the rollout server (vllm_mode server), used for tensor parallelism.")
+    gpu_memory_utilization: float = Field(
+        default=0.3, gt=0.0, le=0.95, description="Share of each GPU vLLM may take (colocate: leave the rest to the learner)."
+    )
+    server_port: int = Field(default=8000, ge=1024, le=65535, description="HTTP port of the rollout server (vllm_mode server).")
+    server_timeout_s: float = Field(default=600.0, gt=0.0, description="Seconds the learners wait for the rollout server to come up.")
+
+
+class RlConfig(StageConfig):
+    """GRPO with verifiable rewards: TRL's GRPOTrainer in Ray Train workers, rewards from the verifier."""
+
+    preset: Literal["cpu", "paper"] = Field(
+        default="cpu",
+        description="Defaults to start from: cpu (2 CPU workers, embedded model, short sequences) or paper (group 16, 1024/3072 tokens, no KL, GPUs, vLLM, ZeRO-3). Settings you give win.",
+    )
+    run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI; output defaults to <run_dir>/rl.")
+    model: str = Field(
+        default=EMBEDDED_MODEL,
+        description=f"Policy to train: '{EMBEDDED_MODEL}', an HF hub id, a local checkpoint directory (e.g. <run_dir>/sft/polya/final) or an s3:// URI of one.",
+    )
+    output: str | None = Field(default=None, description="Where checkpoints, final/, metrics and the summary go (local path or s3:// URI); default <run_dir>/rl.")
+    local_dir: str | None = Field(
+        default=None,
+        description="Local folder the learners write to when output is s3:// (checkpoints are uploaded from it); default $POLYA_CACHE_DIR/rl/<digest of output>.",
+    )
+    data: DataConfig = Field(
+        default_factory=lambda: DataConfig(synthetic={"count": 64, "difficulties": [1]}),
+        description="The RL questions (any question source: synthetic, GSM8K train, DAPO-Math-17K, a JSONL/Parquet file).",
+    )
+    system_prompt: str | None = Field(
+        default=None, description="System message of every prompt; unset: the heuristic catalog's (the one evaluation uses); empty: no system message."
+    )
+    answer_format: str | None = Field(
+        default=None, description="Sentence after each question asking for the final answer; unset: the catalog's (\\boxed{}); empty: none."
+    )
+    group_size: int = Field(default=16, ge=2, le=1024, description="Completions sampled per prompt; advantages are computed within each group.")
+    batch_size: int = Field(
+        default=32, ge=2, le=1_000_000,
+        description="Completions per optimizer step over all learner workers (prompts per step x group_size); must be a multiple of group_size and split evenly over num_workers.",
+    )
+    max_prompt_length: int = Field(default=512, ge=16, le=1_048_576, description="Prompts longer than this (in tokens, chat template applied) are left out of the RL data.")
+    max_completion_length: int = Field(default=128, ge=1, le=1_048_576, description="Most tokens generated per completion.")
+    temperature: float = Field(default=1.0, gt=0.0, le=10.0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling of the rollouts (1: off).")
+    epochs: float = Field(default=1.0, gt=0.0, le=1000.0, description="Passes over the questions (ignored when max_steps is set).")
+    max_steps: int | None = Field(default=8, ge=1, description="Stop after this many optimizer steps (overrides epochs); unset: train for epochs.")
+    learning_rate: float = Field(default=1e-6, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
+    lr_scheduler: Literal["constant", "constant_with_warmup", "cosine", "linear"] = Field(default="constant", description="Learning-rate schedule.")
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0, description="Fraction of the steps spent warming the learning rate up from 0.")
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="Clip the gradient norm to this value.")
+    beta: float = Field(
+        default=0.0, ge=0.0, le=100.0,
+        description="KL coefficient against the reference (initial) policy; 0 (the paper's setting): no KL term and no reference model is loaded.",
+    )
+    epsilon: float = Field(default=0.2, gt=0.0, lt=1.0, description="Lower clipping range of the importance ratio (PPO-style clip).")
+    epsilon_high: float | None = Field(default=None, gt=0.0, lt=10.0, description="Upper clipping range (DAPO clip-higher); unset: epsilon.")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
+        default="grpo", description="How token losses are averaged: grpo (per sequence, then batch), dapo (over all tokens), dr_grpo, bnpo (TRL's definitions)."
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        default="group", description="Divide advantages by the reward std of the group (GRPO), of the batch, or not at all (Dr. GRPO)."
+    )
+    num_iterations: int = Field(default=1, ge=1, le=64, description="Optimizer passes over each generated batch (mu in the GRPO paper).")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="The reward: verifier verdicts and the optional format reward.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The rollout engine (HF generate on CPU, vLLM on GPUs).")
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster to run on (ray://head:10001 or auto, e.g. a KubeRay cluster); unset: start a local Ray cluster in this process.",
+    )
+    num_workers: int = Field(default=2, ge=1, le=4096, description="Learner workers (Ray Train, one process each; one GPU each with use_gpu).")
+    use_gpu: bool = Field(default=False, description="Give each learner worker a GPU (NCCL); false: CPU workers over gloo.")
+    cpus_per_worker: float = Field(default=1.0, gt=0.0, le=512.0, description="CPUs each learner worker reserves.")
+    torch_threads: int = Field(default=1, ge=0, le=512, description="torch threads per learner worker (0: torch's default); 1 keeps CPU workers from fighting for cores.")
+    deepspeed: str | None = Field(
+        default=None,
+        description=f"DeepSpeed ZeRO config for the learners (GPUs only): one of {', '.join(DEEPSPEED_PRESETS)} (configs/deepspeed/) or a JSON file; unset: plain DDP.",
+    )
+    bf16: Literal["auto", "on", "off"] = Field(default="auto", description="bfloat16 mixed precision; auto: on with use_gpu, off on CPU.")
+    dtype: Literal["float32", "bfloat16", "auto"] = Field(default="float32", description="dtype the policy is loaded and updated in.")
+    gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass (less memory, more compute).")
+    save_steps: int = Field(default=4, ge=1, description="Save a resumable checkpoint-N (HF model + optimizer state) every this many steps.")
+    save_total_limit: int | None = Field(default=2, ge=1, description="Keep at most this many checkpoint-N folders (oldest deleted, in the store too); unset: keep all.")
+    logging_steps: int = Field(default=1, ge=1, description="Write metrics every this many steps.")
+    seed: int = Field(default=0, description="Seed for data order, sampling and initialisation.")
+    resume: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: continue from the last complete checkpoint in output, or return at once when output holds a finished run with the same settings; off: start over (earlier checkpoints deleted).",
+    )
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve Prometheus metrics from the first learner worker on this port (unset: off).")
+    progress: bool = Field(default=True, description="Show a progress bar.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get("preset", "cpu")
+        if name not in PRESETS:
+            return data  # the Literal check names the valid presets
+        return deep_merge(PRESETS[name], data)
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("run_dir must be a local path or an s3://bucket/prefix URI, not empty")
+        return value.rstrip("/") if value != "/" else value
+
+    @field_validator("output", "local_dir", "ray_address")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a path / address, or unset (null) for the default")
+        return value.rstrip("/") if value else value
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed(cls, value: str | None) -> str | None:
+        if value is None or value in DEEPSPEED_PRESETS:
+            return value
+        if not value.endswith(".json"):
+            raise ValueError(f"deepspeed must be one of {', '.join(DEEPSPEED_PRESETS)} or a path to a .json file")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RlConfig":
+        if self.batch_size % self.group_size:
+            raise ValueError(
+                f"group_size ({self.group_size}) must divide batch_size ({self.batch_size}): every step trains whole groups; "
+                f"valid batch sizes are multiples of {self.group_size}, e.g. {self.group_size * max(1, self.batch_size // self.group_size)}"
+            )
+        if self.batch_size % self.num_workers:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must split evenly over num_workers ({self.num_workers}); "
+                f"use a multiple of {self.num_workers * self.group_size // _gcd(self.num_workers, self.group_size)}"
+            )
+        if self.deepspeed is not None and not self.use_gpu:
+            raise ValueError(f"deepspeed ({self.deepspeed}) needs use_gpu true; unset deepspeed for CPU workers (DDP over gloo)")
+        if self.rollout.engine == "vllm" and not self.use_gpu:
+            raise ValueError("rollout.engine vllm needs use_gpu true; use rollout.engine hf (or auto) for CPU workers")
+        if self.local_dir is not None and self.local_dir.startswith("s3://"):
+            raise ValueError("local_dir must be a local folder, not an s3:// URI")
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ValueError(f"epsilon_high ({self.epsilon_high}) must be >= epsilon ({self.epsilon})")
+        return self
+
+    # ----- derived ------------------------------------------------------------------------
+    @property
+    def output_uri(self) -> str:
+        """Where the stage's results go (``<run_dir>/rl`` unless ``output`` is set)."""
+        return self.output or f"{self.run_dir}/{STAGE}"
+
+    @property
+    def manifest_stage(self) -> str:
+        """The stage's name in the run manifest: ``rl``, or ``rl/<name>`` when output is ``<run_dir>/rl/<name>`` (one record per RL arm)."""
+        prefix = f"{self.run_dir}/{STAGE}/"
+        if self.output and self.output.startswith(prefix) and self.output[len(prefix):]:
+            return f"{STAGE}/{self.output[len(prefix):]}"
+        return STAGE
+
+    @property
+    def rollout_engine(self) -> Literal["hf", "vllm"]:
+        """The engine that generates: ``rollout.engine``, with ``auto`` resolved by ``use_gpu``."""
+        if self.rollout.engine == "auto":
+            return "vllm" if self.use_gpu else "hf"
+        return self.rollout.engine
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Distinct prompts per optimizer step."""
+        return self.batch_size // self.group_size
+
+    @property
+    def per_worker_batch(self) -> int:
+        """Completions each learner worker trains on per step."""
+        return self.batch_size // self.num_workers
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide what is trained; resuming with other values is refused."""
+        dumped = self.model_dump(mode="json")
+        out = {k: v for k, v in dumped.items() if k not in OPERATIONAL_FIELDS}
+        out["reward"] = {"correct": self.reward.correct, "format": self.reward.format}
+        return out
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a

@@ -1,0 +1,533 @@
+"""The RL stage: GRPO with verifiable rewards, TRL's GRPOTrainer inside Ray Train workers.
+
+``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
+
+Layout under the output (``<run_dir>/rl/`` by default)::
+
+    config.json        settings that decide what is trained (checked on resume)
+    checkpoint-N/      every save_steps: HF model + tokenizer + optimizer/scheduler/RNG state
+    final/             the trained policy in HF format (transformers and vLLM load it)
+    metrics.jsonl      one line per step: reward mean/std, accuracy, KL, entropy, length, clip fraction,
+                       tokens/s, step / rollout / learner time, verifier counters
+    summary.json       the run's result
+
+What runs where is decided in :mod:`polya.rl.topology` (learner workers, rollout, reference only
+when beta > 0, the reward worker); :func:`preflight` checks everything a user can get wrong before
+any weights load, and the Ray cluster's capacity is checked before any worker starts.
+
+On CPU (a local Ray cluster started in this process)::
+
+    polya rl --run-dir runs/demo                                # embedded SmolLM2-135M, 2 CPU workers
+    polya rl --model runs/demo/sft/polya/final --max-steps 20
+
+On GPUs, on a Ray cluster (e.g. KubeRay: ``ray_address: ray://raycluster-head:10001``)::
+
+    polya rl --preset paper --ray-address auto --model s3://bucket/runs/exp/sft/polya/final --run-dir s3://bucket/runs/exp
+
+Running the same command again resumes from the last complete checkpoint (``resume: auto``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polya.errors import ConfigError, PolyaError, ServerError
+from polya.models.embedded import cache_dir, resolve_model
+from polya.rl.callbacks import METRICS_FILE
+from polya.rl.config import RlConfig
+from polya.rl.data import PromptSet, load_prompts
+from polya.rl.learner import FINAL, LEARNER_RESULT
+from polya.rl.topology import Role, Topology, build_topology, check_capacity, describe
+from polya.run import RunManifest
+from polya.sft.stage import checkpoint_step, identity_digest, last_local_checkpoint, last_stored_checkpoint, peak_rss_mib
+from polya.store import ArtifactStore, LocalStore, open_store
+
+logger = logging.getLogger(__name__)
+
+SUMMARY = "summary.json"
+IDENTITY = "config.json"
+
+
+@dataclass
+class RlOutputs:
+    """What the stage produced and where."""
+
+    run_dir: str
+    output_uri: str
+    final_uri: str
+    local_dir: str
+    summary: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """Everything preflight checked and resolved, before any model weights load."""
+
+    model_path: str
+    prompts: PromptSet
+    topology: Topology
+    deepspeed_path: Path | None
+    bf16: bool
+    output_store: ArtifactStore
+    work_dir: Path
+    remote: bool
+    notes: list[str] = field(default_factory=list)
+
+
+# ----- preflight ----------------------------------------------------------------------------
+def _resolve_policy(model: str) -> str:
+    """A local directory for ``model``: embedded, a local checkpoint, an s3:// checkpoint (downloaded once) or a hub id."""
+    if not model.startswith("s3://"):
+        return resolve_model(model)
+    target = cache_dir() / "rl" / "models" / hashlib.sha256(model.encode()).hexdigest()[:16]
+    marker = target / ".polya-complete"
+    if not marker.is_file():
+        store = open_store(model)
+        if not store.exists("config.json"):
+            raise ConfigError(f"model {model!r}: no config.json there; point to an HF checkpoint folder (e.g. <run_dir>/sft/polya/final)")
+        if target.exists():
+            shutil.rmtree(target)
+        store.download_dir("", target)
+        marker.write_text(model + "\n")
+    return str(target)
+
+
+def _work_dir(config: RlConfig, remote: bool) -> Path:
+    if not remote:
+        return Path(LocalStore(config.output_uri).uri())
+    if config.local_dir:
+        return Path(config.local_dir).expanduser().absolute()
+    return cache_dir() / "rl" / hashlib.sha256(config.output_uri.encode()).hexdigest()[:16]
+
+
+def check_verifier_endpoint(endpoint: str) -> None:
+    """Raise :class:`ConfigError` when the verifier service at ``endpoint`` does not answer /health."""
+    from polya.verify.client import VerifierClient
+
+    client = VerifierClient(endpoint, max_retries=0, timeout_s=10.0)
+    try:
+        client.health()
+    except ServerError as exc:
+        raise ConfigError(f"reward.verifier_endpoint: {exc}; start it with `polya serve-verifier` or unset the endpoint to judge in-process") from None
+    finally:
+        client.close()
+
+
+def preflight(config: RlConfig) -> Plan:
+    """Check everything a user can get wrong, before any model weights load.
+
+    GPUs present when asked for (locally; on a cluster the capacity check does it); vLLM and
+    DeepSpeed importable and the DeepSpeed file accepted; the verifier service reachable; the model's
+    config and tokenizer load; the questions load and enough of them fit max_prompt_length; the
+    output store is reachable.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if config.use_gpu and config.ray_address is None and not cuda:
+        raise ConfigError(
+            "use_gpu is true but this machine has no CUDA GPU and no ray_address is set; set use_gpu false "
+            "(CPU workers, HF generation) or point ray_address at a Ray cluster with GPUs"
+        )
+    if config.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("rollout.engine vllm needs the vllm package: pip install vllm (or set rollout.engine hf)")
+    if config.reward.verifier_endpoint:
+        check_verifier_endpoint(config.reward.verifier_endpoint)
+
+    bf16 = {"on": True, "off": False}.get(config.bf16, config.use_gpu)
+    model_path = _resolve_policy(config.model)
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        model_config = AutoConfig.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model {config.model!r}: cannot load its config/tokenizer from {model_path}: {exc}") from None
+    prompts = load_prompts(config, tokenizer)
+
+    deepspeed_path = None
+    if config.deepspeed:
+        from polya.sft import zero
+
+        deepspeed_path = zero.resolve_path(config.deepspeed)
+        steps = config.max_steps or max(1, math.ceil(len(prompts.rows) * config.group_size * config.epochs / config.batch_size))
+        view = types.SimpleNamespace(
+            batch_size=config.per_worker_batch, grad_accumulation=1, max_grad_norm=config.max_grad_norm,
+            learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
+        )
+        text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+        zero.check_config(deepspeed_path, view, hidden_size=int(getattr(text, "hidden_size", 4096)),  # type: ignore[arg-type]
+                          num_training_steps=steps, bf16=bf16, world_size=config.num_workers)
+
+    remote = config.output_uri.startswith("s3://")
+    if config.ray_address and not remote:
+        logger.warning(
+            "ray_address is set but the output %s is a local path: the learners on the cluster write there, so it must be "
+            "storage every node and this driver share (else use an s3:// run_dir)", config.output_uri,
+        )
+    output_store = open_store(config.output_uri)
+    output_store.list("config.json")  # reachability of an s3:// output, before anything starts
+    return Plan(
+        model_path=model_path, prompts=prompts, topology=build_topology(config), deepspeed_path=deepspeed_path, bf16=bf16,
+        output_store=output_store, work_dir=_work_dir(config, remote), remote=remote,
+    )
+
+
+# ----- Ray ---------------------------------------------------------------------------------
+class RayCluster:
+    """Connect to ``ray_address``, or start a local cluster sized for the topology (and stop it at the end)."""
+
+    def __init__(self, config: RlConfig, topology: Topology):
+        self.config = config
+        self.topology = topology
+        self.started_here = False
+
+    def __enter__(self) -> "RayCluster":
+        import ray
+
+        env = {"OMP_NUM_THREADS": str(self.config.torch_threads or 1), "TOKENIZERS_PARALLELISM": "false"}
+        if ray.is_initialized():
+            return self
+        if self.config.ray_address:
+            try:
+                ray.init(address=self.config.ray_address, runtime_env={"env_vars": env}, log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"ray_address {self.config.ray_address!r}: cannot connect to the Ray cluster: {exc}") from None
+        else:
+            import torch
+
+            need = sum(spec.total_cpus for spec in self.topology.values())
+            ray.init(
+                num_cpus=max(int(math.ceil(need)), os.cpu_count() or 1),
+                num_gpus=torch.cuda.device_count(),
+                include_dashboard=False,
+                log_to_driver=True,
+                runtime_env={"env_vars": env},
+                configure_logging=False,
+            )
+        self.started_here = True
+        return self
+
+    def capacity(self) -> dict[str, float]:
+        import ray
+
+        return dict(ray.cluster_resources())
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
+        if self.started_here and ray.is_initialized():
+            ray.shutdown()
+
+
+# ----- the stage ----------------------------------------------------------------------------
+def manifest_config(config: RlConfig, prompts_sha256: str | None = None) -> dict[str, Any]:
+    """What the run manifest records for the stage: the settings plus the prompts' digest."""
+    return {**config.model_dump(mode="json"), "inputs": {"prompts_sha256": prompts_sha256}}
+
+
+class RlStage:
+    """One execution of the RL stage (the driver: it starts the roles and waits for the learners)."""
+
+    def __init__(self, config: RlConfig):
+        self.config = config
+
+    # ----- resume bookkeeping (same rules as the sft stage) ------------------------------
+    def _identity(self, plan: Plan) -> dict[str, Any]:
+        return {**self.config.identity(), "prompts_sha256": plan.prompts.sha256}
+
+    def _finished_summary(self, plan: Plan, digest: str) -> dict[str, Any] | None:
+        store = plan.output_store
+        if self.config.resume != "auto" or not store.exists(SUMMARY):
+            return None
+        summary = store.read_json(SUMMARY)
+        if summary.get("completed") and summary.get("identity_sha256") == digest and store.list(FINAL):
+            return summary
+        return None
+
+    def _check_identity(self, plan: Plan, identity: dict[str, Any]) -> None:
+        store = plan.output_store
+        if self.config.resume == "off" or not store.exists(IDENTITY):
+            return
+        previous = store.read_json(IDENTITY).get("identity", {})
+        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+        if changed:
+            raise ConfigError(
+                f"{store.uri()} holds a run trained with other settings (changed: {', '.join(changed)}); "
+                "use another output, restore those settings to resume, or set resume off to start over"
+            )
+
+    def _start_over(self, plan: Plan) -> None:
+        for child in list(plan.work_dir.glob("checkpoint-*")) + [plan.work_dir / METRICS_FILE, plan.work_dir / SUMMARY, plan.work_dir / FINAL,
+                                                           plan.work_dir / LEARNER_RESULT]:
+            if child.is_dir():
+                shutil.rmtree(child)
+            elif child.exists():
+                child.unlink()
+        if plan.remote:
+            for path in plan.output_store.list():
+                top = path.split("/", 1)[0]
+                if top.startswith("checkpoint-") or top == FINAL or path in (METRICS_FILE, SUMMARY, LEARNER_RESULT):
+                    plan.output_store.delete(path)
+
+    def _resume_checkpoint(self, plan: Plan) -> Path | None:
+        if self.config.resume == "off":
+            return None
+        if plan.remote:
+            stored = last_stored_checkpoint(plan.output_store)
+            local = last_local_checkpoint(plan.work_dir)
+            local_step = checkpoint_step(local.name) if local else None
+            if stored is not None and (local_step is None or stored[0] > local_step):
+                target = plan.work_dir / stored[1]
+                if target.exists():
+                    shutil.rmtree(target)
+                logger.info("downloading %s to resume from step %s", plan.output_store.uri(stored[1]), stored[0])
+                plan.output_store.download_dir(stored[1], target)
+                if plan.output_store.exists(METRICS_FILE):
+                    plan.output_store.download_file(METRICS_FILE, plan.work_dir / METRICS_FILE)
+        return last_local_checkpoint(plan.work_dir)
+
+    @staticmethod
+    def _trim_metrics(step: int, work_dir: Path) -> None:
+        path = work_dir / METRICS_FILE
+        if path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    # ----- entry ---------------------------------------------------------------------------
+    def run(self) -> RlOutputs:
+        cfg = self.config
+        plan = preflight(cfg)
+        identity = self._identity(plan)
+        digest = identity_digest(identity)
+        self._check_identity(plan, identity)
+        done = self._finished_summary(plan, digest)
+        if done is not None:
+            logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
+            return self._outputs(plan, done)
+
+        manifest = RunManifest.load_or_create(open_store(cfg.run_dir))
+        manifest.start_stage(cfg.manifest_stage, manifest_config(cfg, plan.prompts.sha256))
+        try:
+            summary = self._train(plan, identity, digest)
+        except BaseException as exc:
+            manifest.fail_stage(cfg.manifest_stage, f"{type(exc).__name__}: {exc}")
+            raise
+        manifest.finish_stage(cfg.manifest_stage, self._manifest_artifacts(plan), outputs={
+            k: summary.get(k) for k in ("global_step", "reward_first", "reward_last", "accuracy_last", "verdicts", "final", "resumed_from")
+        })
+        return self._outputs(plan, summary)
+
+    def _train(self, plan: Plan, identity: dict[str, Any], digest: str) -> dict[str, Any]:
+        import ray
+
+        cfg = self.config
+        plan.work_dir.mkdir(parents=True, exist_ok=True)
+        if plan.output_store.exists(LEARNER_RESULT):
+            plan.output_store.delete(LEARNER_RESULT)  # written anew by this session's learners
+        if cfg.resume == "off":
+            self._start_over(plan)
+        checkpoint = self._resume_checkpoint(plan)
+        resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
+        if resumed_step is not None:
+            self._trim_metrics(resumed_step, plan.work_dir)
+        plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
+
+        logger.info("RL roles: %s", describe(plan.topology))
+        with RayCluster(cfg, plan.topology) as cluster:
+            check_capacity(plan.topology, cluster.capacity(),
+                           where=f"the Ray cluster at {cfg.ray_address}" if cfg.ray_address else "the local Ray cluster")
+            actors: list[Any] = []
+            try:
+                reward_worker, reward_info = self._start_reward(actors)
+                rollout_url = self._start_rollout(plan, actors)
+                started = time.monotonic()
+                result = self._fit(plan, reward_worker, rollout_url, checkpoint)
+                runtime = time.monotonic() - started
+                verifier_totals = ray.get(reward_worker.stats.remote())
+            finally:
+                for actor in actors:
+                    try:
+                        ray.get(actor.stop.remote() if hasattr(actor, "stop") else actor.close.remote(), timeout=60)
+                    except Exception:  # noqa: BLE001 - best effort; the actor is killed next
+                        pass
+                    ray.kill(actor)
+        summary = self._summary(plan, result, runtime, resumed_step, digest, reward_info, verifier_totals)
+        self._publish(plan, summary)
+        return summary
+
+    def _start_reward(self, actors: list[Any]) -> tuple[Any, dict[str, Any]]:
+        import ray
+
+        from polya.rl.reward import RewardWorker
+        from polya.verify.config import TOKEN_ENV
+
+        spec = build_topology(self.config)[Role.REWARD]
+        reward = self.config.reward
+        worker = ray.remote(RewardWorker).options(num_cpus=spec.cpus, name=None, max_concurrency=16).remote(
+            reward.verifier_endpoint, reward.verifier_workers, reward.item_deadline_s, os.environ.get(TOKEN_ENV),
+        )
+        actors.append(worker)
+        try:
+            info = ray.get(worker.ready.remote())
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
+            raise ServerError(f"reward worker: the verifier is not usable: {cause}") from None
+        logger.info("reward worker ready: %s", info["source"])
+        return worker, info
+
+    def _start_rollout(self, plan: Plan, actors: list[Any]) -> str | None:
+        spec = plan.topology.get(Role.ROLLOUT)
+        if spec is None or spec.colocated_with is not None:
+            return None
+        import ray
+
+        from polya.rl.rollout import VLLMRolloutServer
+
+        cfg = self.config
+        server = ray.remote(VLLMRolloutServer).options(num_gpus=spec.gpus, num_cpus=spec.cpus).remote(
+            plan.model_path, cfg.rollout.gpus, cfg.rollout.server_port, cfg.rollout.gpu_memory_utilization,
+            cfg.max_prompt_length + cfg.max_completion_length, "bfloat16" if plan.bf16 else "auto",
+        )
+        actors.append(server)
+        return ray.get(server.start.remote(cfg.rollout.server_timeout_s))
+
+    def _fit(self, plan: Plan, reward_worker: Any, rollout_url: str | None, checkpoint: Path | None) -> Any:
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchConfig, TorchTrainer
+
+        from polya.rl.learner import train_loop
+
+        cfg = self.config
+        learner = plan.topology[Role.LEARNER]
+        loop_config = {
+            "config": cfg.model_dump(mode="json"),
+            "model_path": plan.model_path,
+            "rows": plan.prompts.rows,
+            "work_dir": str(plan.work_dir),
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "reward_worker": reward_worker,
+            "deepspeed_path": str(plan.deepspeed_path) if plan.deepspeed_path else None,
+            "bf16": plan.bf16,
+            "rollout_url": rollout_url,
+            "remote": plan.remote,
+            "output_uri": plan.output_store.uri(),
+        }
+        trainer = TorchTrainer(
+            train_loop,
+            train_loop_config=loop_config,
+            torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+            scaling_config=ScalingConfig(
+                num_workers=learner.replicas, use_gpu=cfg.use_gpu,
+                resources_per_worker={"CPU": learner.cpus, **({"GPU": learner.gpus} if cfg.use_gpu else {})},
+            ),
+            run_config=RunConfig(
+                name="polya-rl", storage_path=str(plan.work_dir / "ray"), failure_config=FailureConfig(max_failures=0),
+            ),
+        )
+        try:
+            return trainer.fit()
+        except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error; show its cause
+            cause = _root_cause(exc)
+            if isinstance(cause, PolyaError):
+                raise type(cause)(str(cause)) from None
+            raise
+
+    # ----- results -------------------------------------------------------------------------
+    def _summary(
+        self, plan: Plan, result: Any, runtime: float, resumed_step: int | None, digest: str, reward_info: dict[str, Any],
+        verifier_totals: dict[str, int],
+    ) -> dict[str, Any]:
+        cfg = self.config
+        store = plan.output_store
+        if not store.exists(LEARNER_RESULT):
+            raise PolyaError(f"the learners finished without writing {store.uri(LEARNER_RESULT)}; see the worker log above")
+        metrics = store.read_json(LEARNER_RESULT)
+        records = store.read_jsonl(METRICS_FILE) if store.exists(METRICS_FILE) else []
+        rewards = [r["reward_mean"] for r in records if r.get("reward_mean") is not None]
+        return {
+            "model": cfg.model,
+            "model_path": plan.model_path,
+            "questions": len(plan.prompts.rows),
+            "questions_source": plan.prompts.source,
+            "prompts_dropped_too_long": plan.prompts.dropped_too_long,
+            "prompts_sha256": plan.prompts.sha256,
+            "topology": {role.value: {"worker": s.worker, "replicas": s.replicas, "cpus": s.cpus, "gpus": s.gpus,
+                                      "colocated_with": s.colocated_with.value if s.colocated_with else None}
+                         for role, s in plan.topology.items()},
+            "rollout_engine": cfg.rollout_engine,
+            "reward_source": reward_info.get("source"),
+            "group_size": cfg.group_size,
+            "batch_size": cfg.batch_size,
+            "beta": cfg.beta,
+            "world_size": metrics.get("world_size"),
+            "global_step": metrics.get("global_step"),
+            "max_steps": metrics.get("max_steps"),
+            "epoch": metrics.get("epoch"),
+            "train_loss": metrics.get("train_loss"),
+            "tokens": metrics.get("tokens"),
+            "reward_first": rewards[0] if rewards else None,
+            "reward_last": rewards[-1] if rewards else None,
+            "accuracy_last": records[-1].get("accuracy") if records else None,
+            "mean_step_s": round(sum(r["step_s"] for r in records) / len(records), 4) if records else None,
+            "verifier": verifier_totals,
+            "verdicts": verifier_totals.get("verdicts", 0),
+            "session_runtime_s": round(runtime, 3),
+            "train_runtime_s": metrics.get("train_runtime_s"),
+            "peak_rss_mib_driver": peak_rss_mib(),
+            "peak_rss_mib_learner0": metrics.get("peak_rss_mib_rank0"),
+            "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
+            "final": plan.output_store.uri(FINAL),
+            "local_dir": str(plan.work_dir),
+            "identity_sha256": digest,
+            "completed": True,
+        }
+
+    def _publish(self, plan: Plan, summary: dict[str, Any]) -> None:
+        plan.output_store.write_json(SUMMARY, summary)
+        logger.info(
+            "trained %s steps (reward %s -> %s, %s verdicts from %s); final policy at %s",
+            summary["global_step"], summary["reward_first"], summary["reward_last"], summary["verdicts"], summary["reward_source"], summary["final"],
+        )
+
+    def _manifest_artifacts(self, plan: Plan) -> list[str]:
+        run_store_uri = open_store(self.config.run_dir).uri().rstrip("/")
+        output_uri = plan.output_store.uri()
+        if not output_uri.startswith(run_store_uri + "/"):
+            return []
+        relative = output_uri[len(run_store_uri) + 1 :]
+        return [f"{relative}/{name}" for name in (FINAL, SUMMARY, METRICS_FILE) if plan.output_store.exists(name) or plan.output_store.list(name)]
+
+    def _outputs(self, plan: Plan, summary: dict[str, Any]) -> RlOutputs:
+        return RlOutputs(
+            run_dir=self.config.run_dir, output_uri=plan.output_store.uri(),
+            final_uri=str(summary.get("final") or plan.output_store.uri(FINAL)), local_dir=str(plan.work_dir), summary=summary,
+        )
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        nxt = getattr(current, "cause", None) or current.__cause__
+        if not isinstance(nxt, BaseException):
+            break
+        current = nxt
+    return current
+
+
+def run(config: RlConfig) -> RlOutputs:
+    """Run (or resume) GRPO on ``config.model`` with rewards from the verifier."""
+    return RlStage(config).run()
