@@ -1,0 +1,51 @@
+"""KFP component ``generate``: solutions per question per Pólya heuristic, in bootstrap rounds, checked as they arrive.
+
+Thin wrapper over ``polya.pipeline.steps.generate_step`` -> ``polya.generate.stage.run``. It starts
+vLLM inside its own pod (GPU task) or, with ``endpoint``, uses a running vLLM service (the Helm
+chart's).
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+
+@dsl.component(base_image="polya/vllm-server:0.1.0", install_kfp_package=False)
+def generate(
+    questions: Input[Dataset],
+    generations: Output[Dataset],
+    metrics: Output[Metrics],
+    config_yaml: str = "",
+    model: str = "",
+    heuristics: str = "",
+    rounds: int = 0,
+    samples: int = 0,
+    token_budget: int = 0,
+    endpoint: str = "",
+    verifier_endpoint: str = "",
+):
+    """Generate and verify solutions for every (question, heuristic) pair.
+
+    Args:
+        questions: Questions artifact of the data component.
+        generations: Output run folder holding generate/ (records, summary) and manifest.json.
+        metrics: Samples, correct samples, pairs solved, completion tokens.
+        config_yaml: GenerateConfig settings as YAML/JSON; the parameters below override it when set.
+        model: server.model (HF id, local checkpoint, or embedded:smollm2-135m-instruct).
+        heuristics: Comma-separated heuristic ids, or 'all'.
+        rounds: bootstrap.rounds when above 0.
+        samples: bootstrap.samples (round 1 samples per pair) when above 0.
+        token_budget: bootstrap.token_budget when above 0.
+        endpoint: OpenAI-compatible vLLM URL (e.g. http://polya-vllm:8000/v1); empty: start vLLM in this pod.
+        verifier_endpoint: Verifier service URL; empty: judge in-process.
+    """
+    import logging
+
+    from polya.pipeline.steps import generate_step, log_metrics
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = generate_step(
+        config_yaml, questions.path, generations.path, model=model, heuristics=heuristics, rounds=rounds, samples=samples,
+        token_budget=token_budget, endpoint=endpoint, verifier_endpoint=verifier_endpoint,
+    )
+    log_metrics(metrics, summary)
+    generations.metadata.update(summary)

@@ -1,0 +1,133 @@
+"""The pipelines and components for real on this CPU machine, on the embedded SmolLM2-135M model.
+
+* ``kfp.local`` runs the smoke pipeline end to end (covers the data, generate and select
+  components: each task is a subprocess of this interpreter), twice: the second run is served
+  from the local cache.
+* Each remaining component's Python function is called directly: generate and select on real
+  artifacts, sft (a few real optimizer steps) -> rl (one real GRPO step on a local Ray cluster),
+  eval of the base model on a running vLLM server, and the comparison report.
+Generation and evaluation use the session's vLLM server (the ``vllm_endpoint`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp.dsl import Dataset, Markdown, Metrics, Model
+
+from polya.pipeline.kfp import run_local
+from polya.pipeline.loader import load_component
+from polya.pipeline.steps import SUMMARY_FILE
+
+pytestmark = pytest.mark.integration
+
+SMOKE_ARGS = {"data_limit": 2, "heuristics": "working_backward,decomposition", "rounds": 1, "samples": 1}
+
+
+def records(generations: Path) -> list[dict]:
+    return [json.loads(line) for shard in sorted((generations / "generate" / "generations").rglob("part-*.jsonl")) for line in shard.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(vllm_endpoint, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("kfp-local")
+    first = run_local("smoke", {**SMOKE_ARGS, "endpoint": vllm_endpoint.base_url}, pipeline_root=root, enable_caching=True)
+    return {"root": root, "first": first, "endpoint": vllm_endpoint.base_url}
+
+
+def test_smoke_pipeline_runs_with_kfp_local(smoke_run):
+    run_dir = Path(smoke_run["first"]["run_dir"])
+    assert smoke_run["first"]["executed"] == {"data": ["questions"], "generate": ["generations", "metrics"], "select": ["datasets", "metrics"]}
+    questions = (run_dir / "data" / "questions" / "questions.jsonl").read_text().splitlines()
+    assert len(questions) == 2
+    recs = records(run_dir / "generate" / "generations")
+    assert len(recs) == 2 * 2 * 1  # questions x heuristics x samples, one round
+    assert {r["heuristic"] for r in recs} == {"working_backward", "decomposition"} and all(isinstance(r["correct"], bool) for r in recs)
+    datasets = run_dir / "select" / "datasets"
+    report = json.loads((datasets / "select" / "report.json").read_text())
+    assert set(report["arms"]) == {"polya", "star"} if "arms" in report else True
+    for arm in ("polya", "star"):
+        assert (datasets / "select" / arm / "train.jsonl").is_file()
+    assert not (datasets / "generate").exists()  # the input was linked in for the stage and unlinked after
+    manifest = json.loads((datasets / "manifest.json").read_text())
+    assert {"generate", "select"} <= set(manifest["stages"])
+
+
+def test_second_local_run_is_served_from_the_cache(smoke_run):
+    """The same run again through the CLI (``polya pipeline run-local --cache``): every task is a cache hit."""
+    from click.testing import CliRunner
+
+    from polya.cli.main import cli
+
+    args = [f"--arg={k}={v}" for k, v in {**SMOKE_ARGS, "endpoint": smoke_run["endpoint"]}.items()]
+    result = CliRunner().invoke(cli, ["pipeline", "run-local", "--pipeline", "smoke", "--pipeline-root", str(smoke_run["root"]), "--cache", *args])
+    assert result.exit_code == 0, result.output
+    # nothing executes (kfp.local then makes no run folder at all)
+    assert json.loads(result.output.strip().splitlines()[-1]) == {"pipeline": "smoke", "run_dir": None, "executed": {}}
+
+
+def test_generate_and_select_components_called_directly(smoke_run, tmp_path):
+    questions = Dataset(name="questions", uri=str(Path(smoke_run["first"]["run_dir"]) / "data" / "questions"))
+    generations = Dataset(name="generations", uri=str(tmp_path / "generations"))
+    metrics = Metrics(name="metrics", uri=str(tmp_path / "gen-metrics"))
+    load_component("generate").python_func(
+        questions=questions, generations=generations, metrics=metrics, config_yaml='{"sampling": {"max_tokens": 64}, "progress": false}',
+        heuristics="decomposition", rounds=1, samples=2, endpoint=smoke_run["endpoint"],
+    )
+    assert len(records(tmp_path / "generations")) == 2 * 1 * 2
+    assert metrics.metadata["samples"] == 4.0 and generations.metadata["pairs"] == 2
+    datasets = Dataset(name="datasets", uri=str(tmp_path / "datasets"))
+    sel_metrics = Metrics(name="m", uri=str(tmp_path / "sel-metrics"))
+    load_component("select").python_func(generations=generations, datasets=datasets, metrics=sel_metrics, arms="star,wrong_answer", config_yaml="progress: false")
+    assert (tmp_path / "datasets" / "select" / "wrong_answer" / "train.jsonl").is_file()
+    assert set(datasets.metadata) == {"star", "wrong_answer"} and "star/examples" in sel_metrics.metadata
+
+
+def test_sft_then_rl_components_called_directly(tmp_path, write_chat_dataset):
+    write_chat_dataset(tmp_path / "datasets" / "select" / "polya" / "train.jsonl", n=8)
+    datasets = Dataset(name="datasets", uri=str(tmp_path / "datasets"))
+    sft_model = Model(name="model", uri=str(tmp_path / "sft-model"))
+    sft_metrics = Metrics(name="metrics", uri=str(tmp_path / "sft-metrics"))
+    load_component("sft").python_func(
+        datasets=datasets, model=sft_model, metrics=sft_metrics, arm="polya", max_steps=2,
+        config_yaml="{batch_size: 2, max_seq_length: 192, logging_steps: 1, save_steps: 100, progress: false}",
+        checkpoint_root=str(tmp_path / "ckpt"),
+    )
+    assert (tmp_path / "sft-model" / "config.json").is_file() and any((tmp_path / "sft-model").glob("*.safetensors"))
+    summary = json.loads((tmp_path / "sft-model" / SUMMARY_FILE).read_text())
+    assert summary["global_step"] == 2 and sft_metrics.metadata["global_step"] == 2.0 and sft_model.metadata["arm"] == "polya"
+
+    rl_model = Model(name="rl_model", uri=str(tmp_path / "rl-model"))
+    rl_settings = {
+        "data": {"source": "synthetic", "synthetic": {"count": 4, "difficulties": [1]}}, "group_size": 2, "batch_size": 2,
+        "max_completion_length": 8, "num_workers": 1, "save_steps": 100, "progress": False,
+    }
+    load_component("rl").python_func(
+        rl_model=rl_model, metrics=Metrics(name="m", uri=str(tmp_path / "rl-metrics")), model=sft_model,
+        config_yaml=json.dumps(rl_settings), max_steps=1, checkpoint_root=str(tmp_path / "ckpt"),
+    )
+    assert (tmp_path / "rl-model" / "config.json").is_file()
+    assert json.loads((tmp_path / "rl-model" / SUMMARY_FILE).read_text())["from"] == str(tmp_path / "sft-model")
+
+
+def test_eval_and_report_components_called_directly(smoke_run, tmp_path):
+    evaluate, report = load_component("eval"), load_component("report")
+    config = {"endpoint": smoke_run["endpoint"], "benchmarks": [{"name": "synthetic", "limit": 2}], "sampling": {"n": 2, "max_tokens": 48}, "progress": False}
+    evaluation = Dataset(name="evaluation", uri=str(tmp_path / "eval-base"))
+    metrics = Metrics(name="metrics", uri=str(tmp_path / "eval-metrics"))
+    md = Markdown(name="report", uri=str(tmp_path / "eval-report.md"))
+    evaluate.python_func(evaluation=evaluation, metrics=metrics, report=md, config_yaml=json.dumps(config), base_model="embedded:smollm2-135m-instruct", label="base")
+    results = json.loads((tmp_path / "eval-base" / "eval" / "results.json").read_text())
+    assert list(results["arms"]) == ["base"] and evaluation.metadata["label"] == "base"
+    assert "synthetic/pass@1" in metrics.metadata and json.loads(Path(metrics.path).read_text()) == metrics.metadata
+    assert Path(md.path).read_text().strip()
+
+    comparison = Dataset(name="comparison", uri=str(tmp_path / "comparison"))
+    summary = Markdown(name="summary", uri=str(tmp_path / "summary.md"))
+    report.python_func(comparison=comparison, summary=summary, labels="zero_shot", eval_1=evaluation)
+    merged = json.loads((tmp_path / "comparison" / "results.json").read_text())
+    assert list(merged["arms"]) == ["zero_shot"] and "zero_shot" in Path(summary.path).read_text()
+    with pytest.raises(ValueError, match="labels names 2 arms"):
+        report.python_func(comparison=comparison, summary=summary, labels="a,b", eval_1=evaluation)

@@ -1,0 +1,210 @@
+"""Every pipeline compiles; its IR has the expected tasks, edges, resources, node selectors,
+tolerations, Secret-sourced credentials, PVC mounts and caching; the CLI writes the same IR."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from polya.cli.main import cli
+from polya.errors import ConfigError
+from polya.pipeline.config import PipelineBuildConfig
+from polya.pipeline.kfp import build_pipeline, check_arguments, compile_pipeline
+from polya.pipeline.loader import COMPONENTS, PIPELINES, load_component
+
+
+class IR:
+    """A compiled pipeline, indexed by task display name."""
+
+    def __init__(self, path: Path):
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        self.spec = docs[0]
+        self.platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if len(docs) > 1 else {}
+        self.by_id = self.spec["root"]["dag"]["tasks"]
+        self.tasks = {t["taskInfo"]["name"]: (tid, t) for tid, t in self.by_id.items()}
+
+    def task(self, name: str) -> dict[str, Any]:
+        return self.tasks[name][1]
+
+    def deps(self, name: str) -> set[str]:
+        return {self.by_id[d]["taskInfo"]["name"] for d in self.task(name).get("dependentTasks", [])}
+
+    def executor(self, name: str) -> str:
+        return self.spec["components"][self.task(name)["componentRef"]["name"]]["executorLabel"]
+
+    def container(self, name: str) -> dict[str, Any]:
+        return self.spec["deploymentSpec"]["executors"][self.executor(name)]["container"]
+
+    def k8s(self, name: str) -> dict[str, Any]:
+        return self.platform.get(self.executor(name), {})
+
+    def param(self, name: str, key: str) -> Any:
+        value = self.task(name)["inputs"]["parameters"][key]
+        return value.get("runtimeValue", {}).get("constant", value.get("componentInputParameter"))
+
+
+def compiled(tmp_path: Path, name: str = "polya", **settings: Any) -> IR:
+    out = tmp_path / f"{name}.yaml"
+    compile_pipeline(name, out, PipelineBuildConfig.model_validate(settings))
+    return IR(out)
+
+
+GPU_TASKS = ["generate", "sft-polya", "sft-star", "rl-vanilla", "rl-polya", "rl-star", "eval-base", "eval-polya_sft", "eval-polya_rl"]
+
+
+@pytest.fixture(scope="module")
+def default_ir(tmp_path_factory) -> IR:
+    return compiled(tmp_path_factory.mktemp("ir"))
+
+
+def test_polya_pipeline_tasks_and_edges(default_ir):
+    ir = default_ir
+    assert set(ir.tasks) == {
+        "data", "generate", "select", "sft-polya", "sft-star", "rl-vanilla", "rl-polya", "rl-star",
+        "eval-base", "eval-vanilla_rl", "eval-polya_sft", "eval-polya_rl", "eval-star_sft", "eval-star_rl", "report",
+    }
+    assert ir.deps("generate") == {"data"} and ir.deps("select") == {"generate"}
+    assert ir.deps("sft-polya") == {"select"} and ir.deps("rl-polya") == {"sft-polya"} and ir.deps("eval-polya_rl") == {"rl-polya"}
+    assert ir.deps("eval-polya_sft") == {"sft-polya"} and ir.deps("rl-vanilla") == set() and ir.deps("eval-base") == set()
+    assert ir.deps("report") == {t for t in ir.tasks if t.startswith("eval-")}
+    assert ir.param("report", "labels") == "base,vanilla_rl,polya_sft,polya_rl,star_sft,star_rl"
+    assert ir.param("sft-star", "arm") == "star" and ir.param("select", "arms") == "polya,star"
+    sft_in = ir.task("sft-polya")["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
+    assert ir.by_id[sft_in["producerTask"]]["taskInfo"]["name"] == "select" and sft_in["outputArtifactKey"] == "datasets"
+    assert ir.param("generate", "model") == "model" and ir.param("rl-polya", "group_size") == "rl_group_size"
+
+
+def test_polya_pipeline_parameters_are_exposed(default_ir):
+    params = default_ir.spec["root"]["inputDefinitions"]["parameters"]
+    for name in ("model", "data_source", "heuristics", "n_per_question", "rounds", "samples", "token_budget",
+                 "sft_max_steps", "rl_group_size", "rl_max_steps", "benchmarks", "sft_config", "rl_config"):
+        assert name in params, name
+        assert params[name].get("description"), f"{name} has no description"
+    assert params["n_per_question"]["defaultValue"] == 16
+
+
+def test_gpu_tasks_request_gpus_on_the_pool_and_cpu_tasks_do_not(default_ir):
+    ir = default_ir
+    for name in GPU_TASKS:
+        acc = ir.container(name)["resources"]["accelerator"]
+        assert (acc["resourceType"], acc["resourceCount"]) == ("nvidia.com/gpu", "1"), name
+        k8s = ir.k8s(name)
+        assert k8s["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}, name
+        assert k8s["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}], name
+    for name in ("data", "select", "report"):
+        assert "accelerator" not in ir.container(name)["resources"], name
+        assert "nodeSelector" not in ir.k8s(name) and "tolerations" not in ir.k8s(name), name
+    assert ir.container("sft-polya")["resources"]["resourceMemoryLimit"] == "64Gi"
+    assert ir.container("sft-polya")["image"] == "polya/trainer:0.1.0"
+    assert ir.container("generate")["image"] == "polya/vllm-server:0.1.0" and ir.container("data")["image"] == "polya/cpu:0.1.0"
+
+
+def test_every_task_gets_minio_credentials_from_the_secret_and_caching(default_ir):
+    ir = default_ir
+    for name in ir.tasks:
+        secret = ir.k8s(name)["secretAsEnv"][0]
+        assert secret["secretName"] == "polya-minio"
+        assert {(k["secretKey"], k["envVar"]) for k in secret["keyToEnv"]} == {("rootUser", "AWS_ACCESS_KEY_ID"), ("rootPassword", "AWS_SECRET_ACCESS_KEY")}
+        assert {"name": "POLYA_S3_ENDPOINT", "value": "http://polya-minio:9000"} in ir.container(name)["env"]
+        assert ir.task(name)["cachingOptions"].get("enableCache") is True
+        assert "AWS_SECRET" not in json.dumps(ir.container(name).get("env", [])).replace("AWS_SECRET_ACCESS_KEY", "")
+
+
+def test_multi_node_stages_submit_jobs_from_light_pods(tmp_path):
+    ir = compiled(tmp_path, sft={"nodes": 4, "gpus": 8}, rl={"workers": 2, "gpus": 8}, namespace="training", gpu={"node_selector": {"pool": "h100"}})
+    sft_cluster = json.loads(ir.param("sft-polya", "cluster"))
+    assert (sft_cluster["kind"], sft_cluster["size"], sft_cluster["gpus"], sft_cluster["namespace"]) == ("pytorchjob", 4, 8, "training")
+    assert sft_cluster["gpu"]["node_selector"] == {"pool": "h100"} and sft_cluster["image"] == "polya/trainer:0.1.0"
+    rl_cluster = json.loads(ir.param("rl-polya", "cluster"))
+    assert (rl_cluster["kind"], rl_cluster["size"]) == ("rayjob", 2)
+    for name in ("sft-polya", "rl-polya", "rl-vanilla"):
+        assert "accelerator" not in ir.container(name)["resources"], name  # the job pods hold the GPUs
+        assert ir.k8s(name)["fieldPathAsEnv"] == [{"fieldPath": "metadata.namespace", "name": "POD_NAMESPACE"}]
+        assert ir.param(name, "checkpoint_root") == "s3://polya/pipeline-runs"
+    assert ir.container("eval-polya_rl")["resources"]["accelerator"]["resourceCount"] == "1"
+
+
+def test_vllm_service_pvc_checkpoints_and_arm_choice(tmp_path):
+    ir = compiled(tmp_path, generate={"vllm_endpoint": "http://polya-vllm:8000/v1"}, checkpoints={"store": "pvc", "pvc_name": "polya-ckpt"},
+                  arms=["polya"], vanilla_rl=False, base_eval=False, caching=False, images={"registry": "registry.local/", "tag": "dev"})
+    assert set(ir.tasks) == {"data", "generate", "select", "sft-polya", "eval-polya_sft", "rl-polya", "eval-polya_rl", "report"}
+    assert "accelerator" not in ir.container("generate")["resources"] and ir.param("generate", "endpoint") == "http://polya-vllm:8000/v1"
+    for name in ("sft-polya", "rl-polya"):
+        assert ir.k8s(name)["pvcMount"][0]["mountPath"] == "/checkpoints"
+        assert ir.k8s(name)["pvcMount"][0]["pvcNameParameter"]["runtimeValue"]["constant"] == "polya-ckpt"
+        assert ir.param(name, "checkpoint_root") == "/checkpoints"
+    assert "pvcMount" not in ir.k8s("eval-polya_rl")
+    assert ir.task("sft-polya")["cachingOptions"].get("enableCache", False) is False
+    assert ir.container("sft-polya")["image"] == "registry.local/polya/trainer:dev"
+
+
+def test_smoke_pipeline_is_data_generate_select_on_cpu(tmp_path):
+    ir = compiled(tmp_path, "smoke")
+    assert set(ir.tasks) == {"data", "generate", "select"}
+    assert ir.deps("select") == {"generate"} and ir.deps("generate") == {"data"}
+    for name in ir.tasks:
+        assert "accelerator" not in ir.container(name)["resources"] and ir.container(name)["image"] == "polya/cpu:0.1.0"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"arms": ["polya", "nope"]}, "unknown arm"),
+    ({"arms": ["polya", "star", "wrong_answer", "breadth", "depth", "polya"]}, None),
+    ({"sft": {"nodes": 2}, "checkpoints": {"store": "pvc", "pvc_name": "x"}}, "exchange data through MinIO"),
+    ({"checkpoints": {"store": "pvc"}}, "pvc_name"),
+    ({"s3": {"staging_uri": "/local"}}, "s3://bucket/prefix"),
+    ({"name": "Polya Run"}, "DNS label"),
+    ({"gpu": {"tolerations": [{"operator": "Sometimes"}]}}, "operator"),
+])
+def test_build_settings_are_validated(settings, message):
+    from pydantic import ValidationError
+
+    if message is None:
+        assert len(PipelineBuildConfig.model_validate(settings).arms) == 5  # duplicates dropped
+        return
+    with pytest.raises(ValidationError, match=message):
+        PipelineBuildConfig.model_validate(settings)
+
+
+def test_unknown_run_arguments_are_refused():
+    pipeline = build_pipeline("smoke")
+    check_arguments(pipeline, {"rounds": 2})
+    with pytest.raises(ConfigError, match="unknown pipeline parameter.*roundz.*parameters: arms"):
+        check_arguments(pipeline, {"roundz": 2})
+
+
+def test_components_load_with_typed_artifacts():
+    assert PIPELINES == ("polya", "smoke")
+    io = {}
+    for name in COMPONENTS:
+        spec = load_component(name).component_spec
+        io[name] = ({k: v.type for k, v in (spec.inputs or {}).items()}, {k: v.type for k, v in (spec.outputs or {}).items()})
+    assert io["generate"][0]["questions"].startswith("system.Dataset") and io["generate"][1]["generations"].startswith("system.Dataset")
+    assert io["sft"][1]["model"].startswith("system.Model") and io["rl"][0]["model"].startswith("system.Model")
+    assert io["eval"][1]["report"].startswith("system.Markdown") and io["select"][1]["metrics"].startswith("system.Metrics")
+    assert all(io[n][0]["config_yaml"] == "String" for n in COMPONENTS if n != "report")
+
+
+def test_cli_compile_writes_ir_and_prints_settings(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "smoke.yaml"
+    result = runner.invoke(cli, ["pipeline", "compile", "--pipeline", "smoke", "--output", str(out), "--images.tag", "9.9"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["tasks"] == ["data", "generate", "select"]
+    assert IR(out).container("select")["image"] == "polya/cpu:9.9"
+    shown = runner.invoke(cli, ["pipeline", "compile", "-o", str(out), "--print-config", "--set", "sft.nodes=3"])
+    assert shown.exit_code == 0 and yaml.safe_load(shown.output)["sft"]["nodes"] == 3
+    bad = runner.invoke(cli, ["pipeline", "compile", "-o", str(out), "--set", "sft.node=3"])
+    assert bad.exit_code != 0 and "did you mean 'nodes'" in str(bad.exception)
+
+
+def test_five_arms_fill_the_report(tmp_path):
+    arms = ["polya", "star", "wrong_answer", "breadth", "depth"]
+    ir = compiled(tmp_path, arms=arms)
+    assert len(ir.tasks) == 3 + 1 + 2 + 4 * len(arms) + 1  # data/generate/select, base eval, vanilla rl+eval, 4 per arm, report
+    assert sorted(ir.task("report")["inputs"]["artifacts"]) == sorted(f"eval_{i}" for i in range(1, 13))
+    assert len(ir.param("report", "labels").split(",")) == 12

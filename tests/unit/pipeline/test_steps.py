@@ -1,0 +1,88 @@
+"""The steps the components call: settings mapping, artifact layouts, errors that name the problem,
+and the data component's Python function called directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp.dsl import Dataset
+
+from polya.errors import ConfigError
+from polya.generate.config import GenerateConfig
+from polya.pipeline.loader import load_component
+from polya.pipeline.steps import (
+    arm_dataset,
+    data_step,
+    input_digest,
+    join_uri,
+    parse_cluster,
+    put_dir,
+    fetch_dir,
+    scalar_metrics,
+    select_step,
+    split_list,
+    stage_config,
+)
+
+
+def test_stage_config_merges_parameters_over_yaml_and_names_bad_keys():
+    cfg = stage_config(GenerateConfig, "sampling: {temperature: 0.3}\nbootstrap: {rounds: 5}", {"bootstrap": {"rounds": 2}, "run_dir": "/x"})
+    assert (cfg.sampling.temperature, cfg.bootstrap.rounds, cfg.run_dir) == (0.3, 2, "/x")
+    assert stage_config(GenerateConfig, '{"concurrency": 3}', {}).concurrency == 3  # JSON works too
+    with pytest.raises(ConfigError, match=r"sampling\.temprature: unknown key \(did you mean 'temperature'\?\)"):
+        stage_config(GenerateConfig, "sampling: {temprature: 1}", {})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        stage_config(GenerateConfig, "- a\n- b", {})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        stage_config(GenerateConfig, "a: [", {})
+
+
+def test_small_parsers():
+    assert split_list("a, b,,c") == ["a", "b", "c"] and split_list("[x, y]") == ["x", "y"] and split_list("") == []
+    assert join_uri("s3://b/p/", "sft", "/polya/") == "s3://b/p/sft/polya"
+    assert input_digest("sft", a=1) == input_digest("sft", a=1) != input_digest("sft", a=2)
+    assert scalar_metrics({"gsm8k": {"pass@1": 0.5, "n": 3, "ok": True, "name": "x"}, "mean": 0.25}) == {"gsm8k/pass@1": 0.5, "gsm8k/n": 3.0, "mean": 0.25}
+    assert parse_cluster("") is None
+    with pytest.raises(ConfigError, match="size"):
+        parse_cluster('{"kind": "pytorchjob", "image": "x"}')
+
+
+def test_data_component_called_directly_writes_the_questions_artifact(tmp_path):
+    data = load_component("data")
+    out = Dataset(name="questions", uri=str(tmp_path / "questions"))
+    count = data.python_func(questions=out, config_yaml="synthetic: {count: 12}\nseed: 3", source="synthetic", limit=5)
+    lines = (tmp_path / "questions" / "questions.jsonl").read_text().splitlines()
+    assert count == 5 == len(lines) and out.metadata == {"questions": 5, "source": "synthetic"}
+    first = json.loads(lines[0])
+    assert {"id", "question", "answer"} <= set(first)
+    again = data_step("synthetic: {count: 12}\nseed: 3", str(tmp_path / "again"), limit=5)
+    assert again["questions"] == 5 and (tmp_path / "again" / "questions.jsonl").read_text().splitlines() == lines
+    with pytest.raises(ConfigError, match="source"):
+        data_step("", str(tmp_path / "bad"), source="questions.csv")
+
+
+def test_missing_inputs_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="holds no generate/ folder"):
+        select_step("", str(tmp_path / "nothing"), str(tmp_path / "out"))
+    (tmp_path / "ds" / "select" / "star").mkdir(parents=True)
+    (tmp_path / "ds" / "select" / "star" / "train.jsonl").write_text("{}\n")
+    assert arm_dataset(str(tmp_path / "ds"), "star").name == "train.jsonl"
+    with pytest.raises(ConfigError, match="no dataset for arm 'polya'; arms present: star"):
+        arm_dataset(str(tmp_path / "ds"), "polya")
+    generate = load_component("generate")
+    with pytest.raises(ConfigError, match="holds no questions.jsonl"):
+        generate.python_func(questions=Dataset(name="q", uri=str(tmp_path / "q")), generations=Dataset(name="g", uri=str(tmp_path / "g")),
+                             metrics=None, config_yaml="")
+
+
+def test_folders_copy_both_ways(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "w.bin").write_bytes(b"123")
+    put_dir(src, str(tmp_path / "stored"))
+    fetch_dir(str(tmp_path / "stored"), tmp_path / "back")
+    assert (tmp_path / "back" / "sub" / "w.bin").read_bytes() == b"123"
+    with pytest.raises(ConfigError, match="expected a folder"):
+        fetch_dir(str(tmp_path / "missing"), tmp_path / "x")
