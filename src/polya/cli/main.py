@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import yaml
@@ -29,7 +29,6 @@ from polya.verify.config import VerifierConfig
 logger = logging.getLogger("polya")
 
 EXIT_USER_ERROR = 2
-EXIT_NOT_BUILT = 3
 
 
 def _setup_logging(level: str) -> None:
@@ -58,11 +57,6 @@ def _mask_secrets(tree: Any) -> Any:
 def _print_config(config: Any) -> None:
     """Print resolved settings as YAML, with tokens and keys masked."""
     click.echo(yaml.safe_dump(_mask_secrets(config.model_dump(mode="json")), sort_keys=False), nl=False)
-
-
-def _not_built(stage: str, issue: str) -> NoReturn:
-    click.echo(f"polya {stage}: this stage is not built yet ({issue}).", err=True)
-    sys.exit(EXIT_NOT_BUILT)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -119,9 +113,11 @@ def serve_model(log_dir: str, **kwargs: Any) -> None:
 def run(**kwargs: Any) -> None:
     """Run the experiment end to end in one run directory (resumable, stage by stage).
 
-    With no options this runs the cpu-demo preset: the embedded SmolLM2-135M model on offline
-    synthetic questions. Built today: generate (bootstrap rounds, answers checked by the verifier)
-    and select (the SFT datasets of the paper's arms).
+    generate -> select -> sft -> rl -> eval for the --arms (default: base, polya_sft, rl,
+    polya_sft_rl), ending with the comparison report in <run_dir>/eval/report.md. With no options
+    this runs the cpu-demo preset: the embedded SmolLM2-135M model on offline synthetic questions
+    with budgets for a CPU box; --preset paper gives the paper's settings for GPU clusters. Run it
+    again to resume: finished stages are skipped, unfinished ones continue.
     """
     config, only_print = resolve_config(RunConfig, kwargs)
     if only_print:
@@ -138,13 +134,14 @@ def run(**kwargs: Any) -> None:
         )
     if "select" in out.stages:
         click.echo(f"select: SFT datasets and dataset cards -> {out.run_dir}/select/ (report.json)")
-
-
-def _planned(name: str, issue: str, summary: str) -> None:
-    @cli.command(name, help=f"{summary}\n\nNot built yet ({issue}); this command exits with status {EXIT_NOT_BUILT}.",
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    def _command() -> None:
-        _not_built(name, issue)
+    for name, summary in out.stages.items():
+        if name.startswith(("sft/", "rl/")):
+            click.echo(f"{name}: {summary.get('global_step')} steps -> {out.run_dir}/{name}/final")
+    for arm, why in out.skipped.items():
+        click.echo(f"arm {arm} left out: {why}", err=True)
+    if out.report_uri:
+        compared = [arm for arm in config.arms if arm not in out.skipped]
+        click.echo(f"eval: comparison of {', '.join(compared)} -> {out.report_uri}")
 
 
 @cli.command("serve-verifier")
@@ -246,27 +243,62 @@ def sft(**kwargs: Any) -> None:
     click.echo(json.dumps({"final": out.final_uri, **{k: out.summary.get(k) for k in keys}}))
 
 
-_planned("rl", "issue #5", "GRPO with verifiable rewards on Ray.")
-_planned("eval", "issue #6", "pass@k evaluation on math and out-of-distribution benchmarks.")
+from polya.rl.config import RlConfig  # noqa: E402 - kept next to its command
 
 
-@cli.group()
-def pipeline() -> None:
-    """Kubeflow Pipelines: compile, submit, or run the Pólya pipeline locally."""
+@cli.command()
+@config_options(RlConfig)
+def rl(**kwargs: Any) -> None:
+    """GRPO with verifiable rewards: TRL GRPOTrainer in Ray Train workers, rewards from the verifier.
+
+    Trains --model (default the embedded model; e.g. <run_dir>/sft/polya/final) on the questions of
+    --data.source with groups of --group-size completions per prompt, rewards from the verifier
+    (in-process, or --reward.verifier-endpoint). Starts a local Ray cluster unless --ray-address is
+    given. Writes checkpoint-N every --save-steps, final/, metrics.jsonl and summary.json to
+    <run_dir>/rl; running it again resumes. --preset paper: group 16, 1024/3072 tokens, no KL, GPUs
+    with vLLM rollouts and DeepSpeed ZeRO-3 (see docs/rl.md).
+    """
+    config, only_print = resolve_config(RlConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.rl.stage import run as run_rl
+
+    out = run_rl(config)
+    keys = ("global_step", "reward_first", "reward_last", "accuracy_last", "verdicts", "mean_step_s", "resumed_from")
+    click.echo(json.dumps({"final": out.final_uri, **{k: out.summary.get(k) for k in keys}}))
 
 
-for _name, _doc in (
-    ("compile", "Compile the pipeline to KFP IR YAML (--output FILE)."),
-    ("submit", "Submit the pipeline to a KFP endpoint."),
-    ("run-local", "Run the pipeline with kfp.local.SubprocessRunner."),
-):
-    def _make(name: str, doc: str) -> None:
-        @pipeline.command(name, help=f"{doc}\n\nNot built yet (issue #8).",
-                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-        def _command() -> None:
-            _not_built(f"pipeline {name}", "issue #8")
+from polya.eval.config import EvalConfig  # noqa: E402  (here, not at the top: keeps this command's wiring in one place)
 
-    _make(_name, _doc)
+
+@cli.command("eval")
+@config_options(EvalConfig)
+def evaluate(**kwargs: Any) -> None:
+    """pass@k evaluation of one or more models (arms) on math and out-of-distribution benchmarks.
+
+    For each of --arms ({name: model}) starts a vLLM server (or uses --endpoint / --endpoints),
+    samples --sampling.n answers per question of every --benchmarks entry (gsm8k, math500, aime24,
+    aime25, amc23, minerva_math, olympiadbench, humaneval, musr_*; {name: x, path: file.jsonl}
+    reads a local file), judges them with the verifier, and writes <run_dir>/eval/results.json,
+    report.md and plots/*.png. --sampling.preset greedy | pass@k | cpu-demo. With no options it
+    evaluates the embedded model on 8 offline synthetic questions. Running it again skips the
+    finished (arm, benchmark) parts.
+    """
+    config, only_print = resolve_config(EvalConfig, kwargs)
+    if only_print:
+        return _print_config(config)
+    from polya.eval.stage import run as run_eval
+
+    out = run_eval(config)
+    click.echo(json.dumps({
+        arm: {name: b["pass_at_k"] for name, b in data["benchmarks"].items()} for arm, data in out.results["arms"].items()
+    }))
+    click.echo(f"report: {out.report_uri}")
+
+
+from polya.pipeline.cli import pipeline  # noqa: E402  (the group lives beside the code it drives)
+
+cli.add_command(pipeline)
 
 
 def _raise_interrupt(signum: int, _frame: Any) -> None:

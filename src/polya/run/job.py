@@ -1,7 +1,10 @@
 """``polya run``: the experiment end to end, stage by stage, resumable.
 
-Each stage is skipped when the run manifest says it finished with the same settings and its
-artifacts are intact; otherwise it runs (and itself resumes whatever it had finished).
+generate -> select -> sft (one model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) ->
+eval (every arm) -> the comparison report. Each stage is skipped when the run manifest says it
+finished with the same settings and its artifacts are intact, or resumes what it had finished:
+generate skips stored requests, sft and rl resume from their last checkpoint, eval skips the
+finished (arm, benchmark) parts.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from polya.run.arms import parse_arm
 from polya.run.config import RunConfig
 from polya.run.manifest import RunManifest
 from polya.store import open_store
@@ -21,42 +25,80 @@ logger = logging.getLogger(__name__)
 class RunOutputs:
     run_dir: str
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report_uri: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Arms left out, with the reason (an empty SFT dataset: the model solved nothing to learn from)."""
+
+
+def _skip(manifest: RunManifest, stage: str, settings: dict[str, Any], outputs: RunOutputs) -> bool:
+    if not manifest.is_done(stage, settings):
+        return False
+    logger.info("stage %s already done with these settings; skipping", stage)
+    record = manifest.stage(stage)
+    outputs.stages[stage] = dict(record.outputs) if record else {}
+    return True
+
+
+def empty_datasets(config: RunConfig) -> dict[str, str]:
+    """Select datasets the arms need that hold no examples, with the reason (from select/report.json)."""
+    store = open_store(config.run_dir)
+    if not store.exists("select/report.json"):
+        return {}
+    arms = store.read_json("select/report.json").get("arms", {})
+    empty = {}
+    for dataset in config.sft_datasets():
+        if int((arms.get(dataset) or {}).get("examples") or 0) == 0:
+            rejections = (arms.get(dataset) or {}).get("rejections") or {}
+            why = ", ".join(f"{count} {reason}" for reason, count in rejections.items()) or "no generations"
+            empty[dataset] = f"select/{dataset} holds no examples ({why}); raise the generate budgets or use a stronger model"
+    return empty
 
 
 def run(config: RunConfig) -> RunOutputs:
-    """Run every configured stage in order."""
+    """Run every configured stage in order, for the configured arms."""
     outputs = RunOutputs(config.run_dir)
     manifest = RunManifest.load_or_create(open_store(config.run_dir))
+    logger.info("run %s: arms %s, stages %s", config.run_dir, ", ".join(config.arms), ", ".join(config.stages))
     for stage in config.stages:
+        if stage in ("sft", "rl", "eval") and not outputs.skipped:
+            for dataset, reason in empty_datasets(config).items():
+                for arm in config.arms:
+                    if parse_arm(arm).sft_dataset == dataset:
+                        outputs.skipped[arm] = reason
+                        logger.warning("arm %s is left out: %s", arm, reason)
+            if outputs.skipped:
+                config = config.without_arms(list(outputs.skipped))
         if stage == "generate":
             from polya.generate.stage import run as run_generate
 
-            stage_config = config.generate
-            if manifest.is_done(stage, stage_config.model_dump(mode="json")):
-                logger.info("stage %s already done with these settings; skipping", stage)
-                record = manifest.stage(stage)
-                outputs.stages[stage] = dict(record.outputs) if record else {}
+            if _skip(manifest, stage, config.generate.model_dump(mode="json"), outputs):
                 continue
-            result = run_generate(stage_config)
-            outputs.stages[stage] = result.summary
-            manifest = RunManifest.load_or_create(open_store(config.run_dir))
+            outputs.stages[stage] = run_generate(config.generate).summary
         elif stage == "select":
             from polya.select.stage import manifest_config
             from polya.select.stage import run as run_select
 
-            if manifest.is_done(stage, manifest_config(config.select)):
-                logger.info("stage %s already done with these settings and generations; skipping", stage)
-                record = manifest.stage(stage)
-                outputs.stages[stage] = dict(record.outputs) if record else {}
+            if _skip(manifest, stage, manifest_config(config.select), outputs):
                 continue
-            selected = run_select(config.select)
-            outputs.stages[stage] = selected.summary
-            manifest = RunManifest.load_or_create(open_store(config.run_dir))
+            outputs.stages[stage] = run_select(config.select).summary
         elif stage == "sft":
             from polya.sft.stage import run as run_sft
 
-            # The stage resumes from its last checkpoint and does nothing when already finished.
-            trained = run_sft(config.sft)
-            outputs.stages[stage] = trained.summary
-            manifest = RunManifest.load_or_create(open_store(config.run_dir))
+            # Each arm's training resumes from its last checkpoint and does nothing once finished.
+            for dataset in config.sft_datasets():
+                trained = run_sft(config.sft_config(dataset))
+                outputs.stages[f"sft/{dataset}"] = trained.summary
+        elif stage == "rl":
+            from polya.rl.stage import run as run_rl
+
+            for start in config.rl_starts():
+                trained = run_rl(config.rl_config(start))
+                outputs.stages[f"rl/{start}"] = trained.summary
+        elif stage == "eval":
+            from polya.eval.stage import run as run_eval
+
+            evaluated = run_eval(config.eval_config())
+            outputs.stages[stage] = evaluated.results
+            outputs.report_uri = evaluated.report_uri
+        manifest = RunManifest.load_or_create(open_store(config.run_dir))
     return outputs

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from polya import __version__
-from polya.cli.main import EXIT_NOT_BUILT, EXIT_USER_ERROR, cli, main
+from polya.cli.main import EXIT_USER_ERROR, cli, main
 from polya.generate.config import GenerateConfig
-from polya.run.config import BUILT_STAGES, DEFAULT_STAGES, RunConfig
+from polya.run.config import STAGES, RunConfig
 from polya.serving.config import ServerConfig
 
 STAGE_COMMANDS = ("generate", "serve-model", "serve-verifier", "verify", "select", "sft", "rl", "eval", "run", "pipeline")
@@ -183,7 +183,8 @@ def test_run_config_print_shares_run_dir(capsys: pytest.CaptureFixture[str]) -> 
     assert cfg["run_dir"] == "runs/x"
     assert cfg["generate"]["run_dir"] == "runs/x"
     assert cfg["generate"]["sampling"]["max_tokens"] == 32
-    assert cfg["stages"] == list(DEFAULT_STAGES)
+    assert cfg["stages"] == list(STAGES)
+    assert cfg["sft"]["run_dir"] == cfg["rl"]["run_dir"] == cfg["eval"]["run_dir"] == "runs/x"
 
 
 def test_serve_model_print_config(capsys: pytest.CaptureFixture[str]) -> None:
@@ -244,58 +245,15 @@ def test_empty_heuristics_rejected(capsys: pytest.CaptureFixture[str]) -> None:
     assert "heuristics" in err and "at least one heuristic" in err
 
 
-def test_run_with_unbuilt_stage_is_rejected_naming_built_stages(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["run", "--stages", "[rl]", "--print-config"], capsys)
-    assert code == 2
-    assert "stages" in err and "'rl' is not built yet" in err
-    assert f"built stages: {', '.join(BUILT_STAGES)}" in err
-
-
 def test_run_with_unknown_stage_lists_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run_main(["run", "--stages", "[nonsense]", "--print-config"], capsys)
     assert code == 2
     assert "unknown stage 'nonsense'" in err and "generate" in err
 
 
-def test_run_with_unbuilt_stage_fails_without_print_config_too(capsys: pytest.CaptureFixture[str]) -> None:
-    # Validation happens before any stage (or server) starts.
-    code, _out, err = run_main(["run", "--stages", "[rl]"], capsys)
-    assert code == 2 and "not built yet" in err
+def test_run_with_unknown_arm_fails_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run_main(["run", "--arms", "[base, polya_rl]"], capsys)
+    assert code == 2
+    assert "unknown arm 'polya_rl'" in err and "polya_sft_rl" in err
 
 
-# ----- unbuilt stages exit 3 -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["rl"],
-        ["eval"],
-        ["pipeline", "compile", "--output", "p.yaml"],
-        ["pipeline", "submit"],
-        ["pipeline", "run-local"],
-    ],
-)
-def test_unbuilt_stages_exit_3(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(argv, capsys)
-    assert code == EXIT_NOT_BUILT == 3
-    assert "not built yet" in err
-    assert f"polya {' '.join(a for a in argv if not a.startswith('-') and '.' not in a)}" in err
-
-
-def test_unbuilt_stage_via_clirunner(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["rl"])
-    assert result.exit_code == 3
-    assert "not built yet" in result.output
-
-
-def test_unbuilt_stage_help_says_so(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["rl", "--help"])
-    assert result.exit_code == 0
-    assert "Not built yet" in result.output
-
-
-def test_print_config_masks_secrets_but_not_token_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    printed = printed_config(["generate", "--server.api-key", "s3cr3t", "--sampling.max-tokens", "77"], capsys)
-    assert printed["server"]["api_key"] == "***"
-    assert printed["sampling"]["max_tokens"] == 77

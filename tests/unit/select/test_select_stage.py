@@ -16,7 +16,7 @@ from polya.config.base import load_config
 from polya.errors import ConfigError
 from polya.heuristics import HeuristicCatalog
 from polya.run import RunManifest
-from polya.run.config import BUILT_STAGES, RunConfig
+from polya.run.config import STAGES, RunConfig
 from polya.run.job import run as run_job
 from polya.select.config import SelectConfig
 from polya.select.scorers import offline_score
@@ -406,10 +406,10 @@ def test_polya_run_chains_select_and_reruns_it_only_for_new_generations(
     assert third.stages["select"]["polya"] == {"examples": 6, "questions": 3}
 
 
-def test_run_config_builds_generate_then_select_by_default() -> None:
+def test_run_config_runs_select_after_generate() -> None:
     config = RunConfig()
-    assert BUILT_STAGES[:2] == ("generate", "select")
-    assert config.stages == ["generate", "select"]  # sft is opt-in (--stages)
+    assert STAGES[:2] == ("generate", "select")
+    assert config.stages[:2] == ["generate", "select"]
     assert config.select.run_dir == config.run_dir == config.generate.run_dir == config.sft.run_dir
 
 
