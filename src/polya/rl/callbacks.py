@@ -36,7 +36,6 @@ from polya.rl.trainer import REWARD_KEY, ROLLOUT_KEY
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 
 REWARD_MEAN = Gauge("polya_rl_reward_mean", "Mean reward of the completions of the latest step")
 REWARD_STD = Gauge("polya_rl_reward_std", "Standard deviation of the rewards of the latest step")

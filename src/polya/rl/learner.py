@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from polya.checkpoints import FINAL, peak_rss_mib
 from polya.rl.config import RlConfig
 
 logger = logging.getLogger(__name__)
 
-FINAL = "final"
 LEARNER_RESULT = "learner.json"
 """Written by the first learner worker at the end: steps, loss, tokens, world size."""
 
@@ -97,7 +97,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from polya.rl.callbacks import METRICS_FILE, RlMetricsCallback
+    from polya.checkpoints import METRICS_FILE
+    from polya.rl.callbacks import RlMetricsCallback
     from polya.rl.reward import VerifierRewards
     from polya.rl.trainer import PolyaGRPOTrainer
 
@@ -187,7 +188,7 @@ def publish_learner_outputs(loop_config: dict[str, Any], work_dir: Path, learner
 
     The driver may run on another node; it reads everything from the store, never from this node's disk.
     """
-    from polya.rl.callbacks import METRICS_FILE
+    from polya.checkpoints import METRICS_FILE
     from polya.store import open_store
 
     store = open_store(loop_config["output_uri"])
@@ -199,9 +200,3 @@ def publish_learner_outputs(loop_config: dict[str, Any], work_dir: Path, learner
             store.upload_file(work_dir / METRICS_FILE, METRICS_FILE)
     store.write_json(LEARNER_RESULT, learner_result)
 
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import math
 import os
@@ -42,21 +41,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polya.checkpoints import (
+    FINAL,
+    IDENTITY,
+    METRICS_FILE,
+    SUMMARY,
+    check_identity,
+    checkpoint_step,
+    finished_summary,
+    identity_digest,
+    peak_rss_mib,
+    resumable_checkpoint,
+    start_over,
+    trim_metrics,
+    work_dir,
+)
 from polya.errors import ConfigError, PolyaError, ServerError
 from polya.models.embedded import cache_dir, resolve_model
-from polya.rl.callbacks import METRICS_FILE
-from polya.rl.config import RlConfig
+from polya.rl.config import STAGE, RlConfig
 from polya.rl.data import PromptSet, load_prompts
-from polya.rl.learner import FINAL, LEARNER_RESULT
+from polya.rl.learner import LEARNER_RESULT
 from polya.rl.topology import Role, Topology, build_topology, check_capacity, describe
 from polya.run import RunManifest
-from polya.sft.stage import checkpoint_step, identity_digest, last_local_checkpoint, last_stored_checkpoint, peak_rss_mib
-from polya.store import ArtifactStore, LocalStore, open_store
+from polya.store import ArtifactStore, open_store
 
 logger = logging.getLogger(__name__)
 
-SUMMARY = "summary.json"
-IDENTITY = "config.json"
 
 
 @dataclass
@@ -101,14 +111,6 @@ def _resolve_policy(model: str) -> str:
         store.download_dir("", target)
         marker.write_text(model + "\n")
     return str(target)
-
-
-def _work_dir(config: RlConfig, remote: bool) -> Path:
-    if not remote:
-        return Path(LocalStore(config.output_uri).uri())
-    if config.local_dir:
-        return Path(config.local_dir).expanduser().absolute()
-    return cache_dir() / "rl" / hashlib.sha256(config.output_uri.encode()).hexdigest()[:16]
 
 
 def check_verifier_endpoint(endpoint: str) -> None:
@@ -180,7 +182,7 @@ def preflight(config: RlConfig) -> Plan:
     output_store.list("config.json")  # reachability of an s3:// output, before anything starts
     return Plan(
         model_path=model_path, prompts=prompts, topology=build_topology(config), deepspeed_path=deepspeed_path, bf16=bf16,
-        output_store=output_store, work_dir=_work_dir(config, remote), remote=remote,
+        output_store=output_store, work_dir=work_dir(STAGE, config.output_uri, config.local_dir, remote), remote=remote,
     )
 
 
@@ -247,72 +249,14 @@ class RlStage:
     def _identity(self, plan: Plan) -> dict[str, Any]:
         return {**self.config.identity(), "prompts_sha256": plan.prompts.sha256}
 
-    def _finished_summary(self, plan: Plan, digest: str) -> dict[str, Any] | None:
-        store = plan.output_store
-        if self.config.resume != "auto" or not store.exists(SUMMARY):
-            return None
-        summary = store.read_json(SUMMARY)
-        if summary.get("completed") and summary.get("identity_sha256") == digest and store.list(FINAL):
-            return summary
-        return None
-
-    def _check_identity(self, plan: Plan, identity: dict[str, Any]) -> None:
-        store = plan.output_store
-        if self.config.resume == "off" or not store.exists(IDENTITY):
-            return
-        previous = store.read_json(IDENTITY).get("identity", {})
-        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
-        if changed:
-            raise ConfigError(
-                f"{store.uri()} holds a run trained with other settings (changed: {', '.join(changed)}); "
-                "use another output, restore those settings to resume, or set resume off to start over"
-            )
-
-    def _start_over(self, plan: Plan) -> None:
-        for child in list(plan.work_dir.glob("checkpoint-*")) + [plan.work_dir / METRICS_FILE, plan.work_dir / SUMMARY, plan.work_dir / FINAL,
-                                                           plan.work_dir / LEARNER_RESULT]:
-            if child.is_dir():
-                shutil.rmtree(child)
-            elif child.exists():
-                child.unlink()
-        if plan.remote:
-            for path in plan.output_store.list():
-                top = path.split("/", 1)[0]
-                if top.startswith("checkpoint-") or top == FINAL or path in (METRICS_FILE, SUMMARY, LEARNER_RESULT):
-                    plan.output_store.delete(path)
-
-    def _resume_checkpoint(self, plan: Plan) -> Path | None:
-        if self.config.resume == "off":
-            return None
-        if plan.remote:
-            stored = last_stored_checkpoint(plan.output_store)
-            local = last_local_checkpoint(plan.work_dir)
-            local_step = checkpoint_step(local.name) if local else None
-            if stored is not None and (local_step is None or stored[0] > local_step):
-                target = plan.work_dir / stored[1]
-                if target.exists():
-                    shutil.rmtree(target)
-                logger.info("downloading %s to resume from step %s", plan.output_store.uri(stored[1]), stored[0])
-                plan.output_store.download_dir(stored[1], target)
-                if plan.output_store.exists(METRICS_FILE):
-                    plan.output_store.download_file(METRICS_FILE, plan.work_dir / METRICS_FILE)
-        return last_local_checkpoint(plan.work_dir)
-
-    @staticmethod
-    def _trim_metrics(step: int, work_dir: Path) -> None:
-        path = work_dir / METRICS_FILE
-        if path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
     # ----- entry ---------------------------------------------------------------------------
     def run(self) -> RlOutputs:
         cfg = self.config
         plan = preflight(cfg)
         identity = self._identity(plan)
         digest = identity_digest(identity)
-        self._check_identity(plan, identity)
-        done = self._finished_summary(plan, digest)
+        check_identity(plan.output_store, cfg.resume, identity)
+        done = finished_summary(plan.output_store, cfg.resume, digest)
         if done is not None:
             logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
             return self._outputs(plan, done)
@@ -337,11 +281,11 @@ class RlStage:
         if plan.output_store.exists(LEARNER_RESULT):
             plan.output_store.delete(LEARNER_RESULT)  # written anew by this session's learners
         if cfg.resume == "off":
-            self._start_over(plan)
-        checkpoint = self._resume_checkpoint(plan)
+            start_over(plan.work_dir, plan.output_store, plan.remote, (METRICS_FILE, SUMMARY, LEARNER_RESULT), (FINAL,))
+        checkpoint = resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote) if cfg.resume == "auto" else None
         resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
         if resumed_step is not None:
-            self._trim_metrics(resumed_step, plan.work_dir)
+            trim_metrics(plan.work_dir, resumed_step)
         plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
 
         logger.info("RL roles: %s", describe(plan.topology))

@@ -16,13 +16,11 @@ from typing import Any
 from prometheus_client import Gauge
 from transformers import TrainerCallback
 
+from polya.checkpoints import METRICS_FILE, UPLOAD_MARKER
 from polya.store import ArtifactStore
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
-UPLOAD_MARKER = "polya-upload-complete.json"
-"""Written into a checkpoint's folder in the store after all its files: the checkpoint is whole."""
 
 LOSS = Gauge("polya_sft_loss", "Training loss of the latest logging interval")
 LEARNING_RATE = Gauge("polya_sft_learning_rate", "Current learning rate")

@@ -37,37 +37,44 @@ shards. More in docs/sft.md.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
 import os
-import re
-import resource
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polya.checkpoints import (
+    FINAL,
+    IDENTITY,
+    METRICS_FILE,
+    SUMMARY,
+    check_identity,
+    checkpoint_step,
+    finished_summary,
+    identity_digest,
+    last_local_checkpoint,
+    peak_rss_mib,
+    resumable_checkpoint,
+    start_over,
+    trim_metrics,
+    work_dir,
+)
 from polya.errors import ConfigError
-from polya.models.embedded import cache_dir, resolve_model
+from polya.models.embedded import resolve_model
 from polya.run import RunManifest
 from polya.sft import zero
-from polya.sft.callbacks import METRICS_FILE, UPLOAD_MARKER, CheckpointUploadCallback, SftMetricsCallback, upload_metrics
-from polya.sft.config import SftConfig
+from polya.sft.callbacks import CheckpointUploadCallback, SftMetricsCallback, upload_metrics
+from polya.sft.config import STAGE, SftConfig
 from polya.sft.data import ChatDataset, LossMask, build_train_dataset, exists, load_chat_dataset, resolve_loss_mask
 from polya.sft.trainer import PolyaSFTTrainer, uses_packed_rows
-from polya.store import ArtifactStore, LocalStore, open_store
+from polya.store import ArtifactStore, open_store
 
 logger = logging.getLogger(__name__)
 
-FINAL = "final"
 ADAPTER = "adapter"
-SUMMARY = "summary.json"
-IDENTITY = "config.json"
-TRAINER_STATE = "trainer_state.json"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
@@ -110,54 +117,6 @@ def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def identity_digest(identity: dict[str, Any]) -> str:
-    """SHA-256 of the identity as canonical JSON."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def checkpoint_step(name: str) -> int | None:
-    """N of a ``checkpoint-N`` folder name, else None."""
-    match = _CHECKPOINT.match(name)
-    return int(match.group(1)) if match else None
-
-
-def last_local_checkpoint(work_dir: Path) -> Path | None:
-    """The highest ``checkpoint-N`` under ``work_dir`` whose trainer state was written (the trainer writes it last)."""
-    best: tuple[int, Path] | None = None
-    if not work_dir.is_dir():
-        return None
-    for child in work_dir.iterdir():
-        step = checkpoint_step(child.name)
-        if step is not None and child.is_dir() and _readable_state(child / TRAINER_STATE):
-            if best is None or step > best[0]:
-                best = (step, child)
-    return best[1] if best else None
-
-
-def _readable_state(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
-    except (OSError, ValueError):
-        return False  # missing, or cut short by a kill while it was written
-
-
-def last_stored_checkpoint(store: ArtifactStore) -> tuple[int, str] | None:
-    """The highest ``checkpoint-N`` in the store whose upload finished (its marker exists)."""
-    best: tuple[int, str] | None = None
-    for path in store.list():
-        parts = path.split("/")
-        if len(parts) == 2 and parts[1] == UPLOAD_MARKER:
-            step = checkpoint_step(parts[0])
-            if step is not None and (best is None or step > best[0]):
-                best = (step, parts[0])
-    return best
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _dataset_uri(config: SftConfig) -> str:
     if config.dataset:
         return config.dataset
@@ -175,14 +134,6 @@ def _hidden_size(model_config: Any) -> int:
     text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
     size = getattr(text, "hidden_size", None) or getattr(text, "d_model", None)
     return int(size) if size else 4096
-
-
-def _work_dir(config: SftConfig, remote: bool) -> Path:
-    if not remote:
-        return Path(LocalStore(config.output_uri).uri())
-    if config.local_dir:
-        return Path(config.local_dir).expanduser().absolute()
-    return cache_dir() / "sft" / hashlib.sha256(config.output_uri.encode()).hexdigest()[:16]
 
 
 # ----- preflight ----------------------------------------------------------------------------
@@ -234,7 +185,7 @@ def preflight(config: SftConfig) -> Plan:
     output_store = open_store(config.output_uri)
     plan = Plan(
         dataset=dataset, model_path=model_path, tokenizer=tokenizer, loss_mask=loss_mask, deepspeed_path=deepspeed_path,
-        cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store, work_dir=_work_dir(config, remote),
+        cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store, work_dir=work_dir(STAGE, config.output_uri, config.local_dir, remote),
         remote=remote, estimated_steps=estimated,
     )
     if loss_mask == "prompt_completion":
@@ -258,63 +209,6 @@ class SftStage:
     # ----- resume bookkeeping --------------------------------------------------------------
     def _identity(self, plan: Plan) -> dict[str, Any]:
         return {**self.config.identity(), "dataset_sha256": plan.dataset.sha256}
-
-    def _finished_summary(self, plan: Plan, digest: str) -> dict[str, Any] | None:
-        store = plan.output_store
-        if self.config.resume != "auto" or not store.exists(SUMMARY):
-            return None
-        summary = store.read_json(SUMMARY)
-        if summary.get("completed") and summary.get("identity_sha256") == digest and store.list(FINAL):
-            return summary
-        return None
-
-    def _check_identity(self, plan: Plan, identity: dict[str, Any]) -> None:
-        store = plan.output_store
-        if self.config.resume == "off" or not store.exists(IDENTITY):
-            return
-        previous = store.read_json(IDENTITY).get("identity", {})
-        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
-        if changed:
-            raise ConfigError(
-                f"{store.uri()} holds a run trained with other settings (changed: {', '.join(changed)}); "
-                "use another output (or arm), restore those settings to resume, or set resume off to start over"
-            )
-
-    def _start_over(self, plan: Plan) -> None:
-        """resume off: remove earlier checkpoints, metrics and summary (locally and in the store)."""
-        for child in list(plan.work_dir.glob("checkpoint-*")) + [plan.work_dir / METRICS_FILE, plan.work_dir / SUMMARY]:
-            if child.is_dir():
-                shutil.rmtree(child)
-            elif child.exists():
-                child.unlink()
-        if plan.remote:
-            for path in plan.output_store.list():
-                if path.split("/", 1)[0].startswith("checkpoint-") or path in (METRICS_FILE, SUMMARY):
-                    plan.output_store.delete(path)
-
-    def _fetch_remote_checkpoint(self, plan: Plan) -> None:
-        """With an s3:// output: download the store's last complete checkpoint when it is newer than the local one."""
-        stored = last_stored_checkpoint(plan.output_store)
-        local = last_local_checkpoint(plan.work_dir)
-        local_step = checkpoint_step(local.name) if local else None
-        if stored is None or (local_step is not None and local_step >= stored[0]):
-            return
-        step, name = stored
-        target = plan.work_dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        logger.info("downloading %s to resume from step %s", plan.output_store.uri(name), step)
-        plan.output_store.download_dir(name, target)
-        if plan.output_store.exists(METRICS_FILE):
-            plan.output_store.download_file(METRICS_FILE, plan.work_dir / METRICS_FILE)
-
-    def _trim_metrics(self, step: int, work_dir: Path) -> None:
-        """Drop metric lines of steps after the checkpoint being resumed (they are trained again)."""
-        path = work_dir / METRICS_FILE
-        if not path.is_file():
-            return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     # ----- trainer -------------------------------------------------------------------------
     def training_args(self, plan: Plan) -> Any:
@@ -449,9 +343,9 @@ class SftStage:
         plan = preflight(cfg)
         identity = self._identity(plan)
         digest = identity_digest(identity)
-        self._check_identity(plan, identity)
+        check_identity(plan.output_store, cfg.resume, identity, "use another output (or arm)")
 
-        done = self._finished_summary(plan, digest)
+        done = finished_summary(plan.output_store, cfg.resume, digest)
         if done is not None:
             logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
             return self._outputs(plan, done)
@@ -479,9 +373,9 @@ class SftStage:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
         if _local_rank() == 0:
             if cfg.resume == "off":
-                self._start_over(plan)
-            elif plan.remote:
-                self._fetch_remote_checkpoint(plan)
+                start_over(plan.work_dir, plan.output_store, plan.remote, (METRICS_FILE, SUMMARY))
+            else:
+                resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote)  # fetches a newer stored one
         if self.is_main:
             plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
         state.wait_for_everyone()
@@ -489,7 +383,7 @@ class SftStage:
         checkpoint = last_local_checkpoint(plan.work_dir) if cfg.resume == "auto" else None
         resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
         if self.is_main and resumed_step is not None:
-            self._trim_metrics(resumed_step, plan.work_dir)
+            trim_metrics(plan.work_dir, resumed_step)
         if checkpoint is not None:
             logger.info("resuming from %s (step %s)", checkpoint, resumed_step)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from polya.run.manifest import RunManifest
-from polya.sft.stage import last_local_checkpoint
+from polya.checkpoints import last_local_checkpoint
 from polya.store import LocalStore
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from polya.sft.callbacks import METRICS_FILE, UPLOAD_MARKER, CheckpointUploadCallback, SftMetricsCallback
-from polya.sft.stage import checkpoint_step, last_local_checkpoint, last_stored_checkpoint
+from polya.checkpoints import checkpoint_step, last_local_checkpoint, last_stored_checkpoint
 from polya.store import LocalStore
 
 
