@@ -236,13 +236,23 @@ def test_sigterm_while_waiting_deletes_the_job(api):
     import os
     import signal
     import threading
+    import time
 
     name = "polya-sft-cancel"
     api.script(name, Script(statuses=[conditions("Created", "Running")]))
     job, _ = runner(api, timeout_s=30)
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
     before = signal.getsignal(signal.SIGTERM)
+
+    def cancel_once_waiting() -> None:
+        # Like KFP: the signal comes while the runner waits, i.e. after it installed its handler
+        # (a fixed delay raced with a loaded machine).
+        deadline = time.monotonic() + 30
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = threading.Thread(target=cancel_once_waiting, daemon=True)
+    timer.start()
     with pytest.raises(KeyboardInterrupt):
         job.run(pytorchjob_manifest(spec(name), nodes=1))
     assert api.deleted == [("pytorchjobs", "ml", name)]
