@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from polya.config.base import StageConfig, deep_merge
 from polya.data.config import DataConfig
 from polya.models.embedded import EMBEDDED_MODEL
-from polya.sft.config import DEEPSPEED_PRESETS
+from polya.sft.config import DEEPSPEED_PRESETS, check_deepspeed, check_run_dir
 
 STAGE = "rl"
 
@@ -224,9 +224,7 @@ class RlConfig(StageConfig):
     @field_validator("run_dir")
     @classmethod
     def _run_dir(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("run_dir must be a local path or an s3://bucket/prefix URI, not empty")
-        return value.rstrip("/") if value != "/" else value
+        return check_run_dir(value)
 
     @field_validator("output", "local_dir", "ray_address")
     @classmethod
@@ -238,11 +236,7 @@ class RlConfig(StageConfig):
     @field_validator("deepspeed")
     @classmethod
     def _deepspeed(cls, value: str | None) -> str | None:
-        if value is None or value in DEEPSPEED_PRESETS:
-            return value
-        if not value.endswith(".json"):
-            raise ValueError(f"deepspeed must be one of {', '.join(DEEPSPEED_PRESETS)} or a path to a .json file")
-        return value
+        return check_deepspeed(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "RlConfig":

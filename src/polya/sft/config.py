@@ -28,6 +28,22 @@ OPERATIONAL_FIELDS = frozenset(
 """Settings that may change between a run and its resumption (they do not change what is trained)."""
 
 
+def check_run_dir(value: str) -> str:
+    """A training stage's run_dir: not blank, without a trailing slash."""
+    if not value.strip():
+        raise ValueError("run_dir must be a local path or an s3://bucket/prefix URI, not empty")
+    return value.rstrip("/") if value != "/" else value
+
+
+def check_deepspeed(value: str | None) -> str | None:
+    """A ``deepspeed`` setting: unset, a preset name, or a path to a JSON file."""
+    if value is None or value in DEEPSPEED_PRESETS:
+        return value
+    if not value.endswith(".json"):
+        raise ValueError(f"deepspeed must be one of {', '.join(DEEPSPEED_PRESETS)} or a path to a .json file")
+    return value
+
+
 class LoraConfig(StageConfig):
     """LoRA adapters through peft instead of updating every weight."""
 
@@ -151,9 +167,7 @@ class SftConfig(StageConfig):
     @field_validator("run_dir")
     @classmethod
     def _run_dir(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("run_dir must be a local path or an s3://bucket/prefix URI, not empty")
-        return value.rstrip("/") if value not in ("/",) else value
+        return check_run_dir(value)
 
     @field_validator("dataset", "output", "local_dir")
     @classmethod
@@ -165,11 +179,7 @@ class SftConfig(StageConfig):
     @field_validator("deepspeed")
     @classmethod
     def _deepspeed(cls, value: str | None) -> str | None:
-        if value is None or value in DEEPSPEED_PRESETS:
-            return value
-        if not value.endswith(".json"):
-            raise ValueError(f"deepspeed must be one of {', '.join(DEEPSPEED_PRESETS)} or a path to a .json file")
-        return value
+        return check_deepspeed(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "SftConfig":
