@@ -67,7 +67,7 @@ def child_polya(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from polya.sft.stage import run
 
     config = SftConfig(
-        run_dir=str(work / "run"), dataset=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        run_dir=str(work / "run"), data_file=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         max_seq_length=args.max_seq_length, packing=args.packing, learning_rate=args.learning_rate,
         logging_steps=args.logging_steps, save_steps=10**9, progress=False, seed=0,
     )
@@ -81,7 +81,7 @@ def child_trl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from polya.models.embedded import resolve_model
+    from polya.models import resolve_model
 
     model_path = resolve_model(args.model)
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
@@ -154,7 +154,7 @@ def main() -> None:
     if args.child:
         return child_main(args)
 
-    from polya.models.embedded import resolve_model
+    from polya.models import resolve_model
 
     resolve_model(args.model)  # convert the embedded model once, outside the timed children
     with tempfile.TemporaryDirectory(prefix="polya-bench-data-") as tmp:

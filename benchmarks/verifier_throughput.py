@@ -48,8 +48,8 @@ from typing import Any
 
 import httpx
 
+from polya.core.processes import stop_process, wait_for_http
 from polya.verify.math_judge import judge_math
-
 
 # ----- workload ----------------------------------------------------------------------------------
 
@@ -166,17 +166,7 @@ class Service:
              "--workers", str(workers), "--math-timeout-s", str(math_timeout_s), "--log-level", "warning"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"verifier exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"verifier did not start: {log.read_text()}")
+        wait_for_http(f"{self.url}/health", self.proc, 180, what="verifier", log=log)
 
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU seconds used so far by the server process itself and by its judge workers."""
@@ -194,8 +184,7 @@ class Service:
         return own, workers
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        stop_process(self.proc, grace_s=30)
         self._log.close()
 
 

@@ -1,23 +1,31 @@
-"""The Pólya pipeline: data -> generate -> select -> for each arm (SFT -> eval, SFT -> RL -> eval),
-plus vanilla RL and the base model's evaluation, then one comparison report.
+"""The Pólya pipeline: data -> generate -> select -> SFT per dataset -> GRPO per start -> eval per arm -> report.
 
+The arms are those of ``polya run`` (``polya.experiment.arms``: base, rl, <dataset>_sft,
+<dataset>_sft_rl), so the cluster report names its rows the way the laptop report does.
 ``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
 GPU pool, storage, node counts, arms: fixed at compile time). The run-time parameters are the
-pipeline function's arguments below; ``*_config`` take any other stage setting as YAML/JSON.
+pipeline function's arguments below; ``*_config`` take any other stage setting as YAML/JSON, and
+a parameter left unset keeps the stage config's own value.
 
     polya pipeline compile --output polya.yaml [--config build.yaml] [--sft.nodes 4 --rl.workers 2]
 """
 
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from kfp import dsl
 
-from polya.models.embedded import EMBEDDED_MODEL
+from polya.experiment.arms import parse_arm, rl_starts, sft_datasets
+from polya.models import EMBEDDED_MODEL
 from polya.pipeline.config import PipelineBuildConfig, checkpoint_root, cluster_target
 from polya.pipeline.loader import load_component
 from polya.pipeline.tasks import place
+
+
+def _set(**values: Any) -> dict[str, Any]:
+    """Compile-time arguments that are set (KFP refuses a None constant; unset means the component's default)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def build_pipeline(build: PipelineBuildConfig) -> Any:
@@ -26,27 +34,27 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
     sft_op, rl_op, eval_op, report_op = load_component("sft"), load_component("rl"), load_component("eval"), load_component("report")
     ckpt = checkpoint_root(build)
     sft_target, rl_target = cluster_target(build, "sft"), cluster_target(build, "rl")
-    sft_cluster = sft_target.model_dump_json() if sft_target else ""
-    rl_cluster = rl_target.model_dump_json() if rl_target else ""
-    verifier = build.verifier_endpoint or ""
-    endpoint = build.generate.vllm_endpoint or ""
-    arms_csv = ",".join(build.arms)
+    sft_cluster = sft_target.model_dump_json() if sft_target else None
+    rl_cluster = rl_target.model_dump_json() if rl_target else None
+    verifier = build.verifier_endpoint
+    endpoint = build.generate.vllm_endpoint
+    datasets = sft_datasets(build.arms)
 
     @dsl.pipeline(name=build.name, description="Pólya mid-training before RL: generate, verify, select, SFT, GRPO, evaluate (arXiv 2605.08472).")
     def polya_pipeline(
         model: str = EMBEDDED_MODEL,
         data_source: str = "synthetic",
-        data_limit: int = 0,
+        data_limit: Optional[int] = None,
         heuristics: str = "all",
         n_per_question: int = 16,
         rounds: int = 2,
         samples: int = 2,
-        token_budget: int = 0,
-        sft_max_steps: int = 0,
-        sft_learning_rate: float = 0.0,
+        token_budget: Optional[int] = None,
+        sft_max_steps: Optional[int] = None,
+        sft_learning_rate: Optional[float] = None,
         rl_group_size: int = 16,
-        rl_max_steps: int = 0,
-        benchmarks: str = "",
+        rl_max_steps: Optional[int] = None,
+        benchmarks: Optional[str] = None,
         data_config: str = "",
         generate_config: str = "",
         select_config: str = "",
@@ -59,17 +67,17 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         Args:
             model: Base model: HF hub id, local path in the image, or embedded:smollm2-135m-instruct.
             data_source: Training questions: synthetic, s3://bucket/train.jsonl|.parquet, or hf:<id>.
-            data_limit: Keep at most this many questions (0: all).
+            data_limit: Keep at most this many questions (unset: all).
             heuristics: Comma-separated Pólya heuristic ids, or all.
             n_per_question: The paper's n: most solutions kept per question.
             rounds: Bootstrap rounds of generation.
             samples: Samples per (question, heuristic) in round 1.
-            token_budget: Stop generating after this many completion tokens (0: no budget).
-            sft_max_steps: SFT optimizer steps (0: the config's epochs).
-            sft_learning_rate: SFT peak learning rate (0: the config's).
+            token_budget: Stop generating after this many completion tokens (unset: no budget).
+            sft_max_steps: SFT optimizer steps (unset: the config's epochs).
+            sft_learning_rate: SFT peak learning rate (unset: the config's).
             rl_group_size: GRPO group size (samples per prompt).
-            rl_max_steps: RL steps (0: the config's).
-            benchmarks: Comma-separated eval benchmarks (empty: the eval config's).
+            rl_max_steps: RL steps (unset: the config's).
+            benchmarks: Comma-separated eval benchmarks (unset: the eval config's).
             data_config: Other DataConfig settings (YAML/JSON).
             generate_config: Other GenerateConfig settings (YAML/JSON).
             select_config: Other SelectConfig settings (YAML/JSON).
@@ -82,52 +90,47 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
 
         gen_task = generate_op(
             questions=data_task.outputs["questions"], config_yaml=generate_config, model=model, heuristics=heuristics,
-            rounds=rounds, samples=samples, token_budget=token_budget, endpoint=endpoint, verifier_endpoint=verifier,
+            rounds=rounds, samples=samples, token_budget=token_budget, **_set(endpoint=endpoint, verifier_endpoint=verifier),
         ).set_display_name("generate")
         place(gen_task, build, "vllm", build.generate, gpus=0 if endpoint else build.generate.gpus)
 
         select_task = select_op(
-            generations=gen_task.outputs["generations"], config_yaml=select_config, arms=arms_csv,
-            n_per_question=n_per_question, verifier_endpoint=verifier,
+            generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(datasets or ["polya"]),
+            n_per_question=n_per_question, **_set(verifier_endpoint=verifier),
         ).set_display_name("select")
         place(select_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
 
-        evaluations: list[tuple[str, Any]] = []
-
-        def evaluate(label: str, model_artifact: Any | None) -> None:
-            kwargs = {"model": model_artifact} if model_artifact is not None else {}
-            task = eval_op(config_yaml=eval_config, base_model=model, benchmarks=benchmarks, label=label, **kwargs)
-            task.set_display_name(f"eval-{label}")
-            place(task, build, "trainer", build.eval, gpus=build.eval.gpus)
-            evaluations.append((label, task.outputs["evaluation"]))
-
-        def reinforce(label: str, model_artifact: Any | None) -> Any:
-            kwargs = {"model": model_artifact} if model_artifact is not None else {}
-            task = rl_op(config_yaml=rl_config, base_model=model, group_size=rl_group_size, max_steps=rl_max_steps,
-                         checkpoint_root=ckpt, cluster=rl_cluster, **kwargs)
-            task.set_display_name(f"rl-{label}")
-            in_pod = rl_target is None
-            place(task, build, "trainer", build.rl if in_pod else build.rl.model_copy(update={"cpu": "1", "memory": "4Gi"}),
-                  gpus=build.rl.gpus if in_pod else 0, pvc=True, namespace_env=not in_pod)
-            return task
-
-        if build.base_eval:
-            evaluate("base", None)
-        if build.vanilla_rl:
-            evaluate("vanilla_rl", reinforce("vanilla", None).outputs["rl_model"])
-        for arm in build.arms:
+        models: dict[str, Any] = {"base": None}  # arm -> its model artifact (None: the base model)
+        for dataset in datasets:
             sft_task = sft_op(
-                datasets=select_task.outputs["datasets"], config_yaml=sft_config, arm=arm, base_model=model,
-                max_steps=sft_max_steps, learning_rate=sft_learning_rate, checkpoint_root=ckpt, cluster=sft_cluster,
-            ).set_display_name(f"sft-{arm}")
+                datasets=select_task.outputs["datasets"], config_yaml=sft_config, dataset=dataset, base_model=model,
+                max_steps=sft_max_steps, learning_rate=sft_learning_rate, checkpoint_root=ckpt, **_set(cluster=sft_cluster),
+            ).set_display_name(f"sft-{dataset}")
             in_pod = sft_target is None
             place(sft_task, build, "trainer", build.sft if in_pod else build.sft.model_copy(update={"cpu": "1", "memory": "4Gi"}),
                   gpus=build.sft.gpus if in_pod else 0, pvc=True, namespace_env=not in_pod)
-            evaluate(f"{arm}_sft", sft_task.outputs["model"])
-            evaluate(f"{arm}_rl", reinforce(arm, sft_task.outputs["model"]).outputs["rl_model"])
+            models[f"{dataset}_sft"] = sft_task.outputs["model"]
+        for start in rl_starts(build.arms):
+            kwargs = {"model": models[start]} if models[start] is not None else {}
+            rl_task = rl_op(config_yaml=rl_config, start=start, base_model=model, group_size=rl_group_size, max_steps=rl_max_steps,
+                            checkpoint_root=ckpt, **_set(cluster=rl_cluster), **kwargs)
+            rl_task.set_display_name(f"rl-{start}")
+            in_pod = rl_target is None
+            place(rl_task, build, "trainer", build.rl if in_pod else build.rl.model_copy(update={"cpu": "1", "memory": "4Gi"}),
+                  gpus=build.rl.gpus if in_pod else 0, pvc=True, namespace_env=not in_pod)
+            models[f"{start}_rl" if start != "base" else "rl"] = rl_task.outputs["rl_model"]
 
-        slots = {f"eval_{i}": artifact for i, (_, artifact) in enumerate(evaluations, start=1)}
-        report_task = report_op(labels=",".join(label for label, _ in evaluations), **slots).set_display_name("report")
+        evaluations: list[Any] = []
+        for arm in build.arms:
+            artifact = models[arm if parse_arm(arm).rl or parse_arm(arm).sft_dataset else "base"]
+            kwargs = {"model": artifact} if artifact is not None else {}
+            task = eval_op(config_yaml=eval_config, base_model=model, benchmarks=benchmarks, label=arm, **kwargs)
+            task.set_display_name(f"eval-{arm}")
+            place(task, build, "trainer", build.eval, gpus=build.eval.gpus)
+            evaluations.append(task.outputs["evaluation"])
+
+        slots = {f"eval_{i}": artifact for i, artifact in enumerate(evaluations, start=1)}
+        report_task = report_op(labels=",".join(build.arms), **slots).set_display_name("report")
         place(report_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "4Gi"}))
 
     polya_pipeline.build_config = json.loads(build.model_dump_json())  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any
 
 from kfp import dsl
 
-from polya.models.embedded import EMBEDDED_MODEL
+from polya.models import EMBEDDED_MODEL
 from polya.pipeline.config import PipelineBuildConfig, TaskResources
 from polya.pipeline.loader import load_component
 from polya.pipeline.tasks import place
@@ -30,7 +30,7 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         rounds: int = 1,
         samples: int = 1,
         endpoint: str = "",
-        arms: str = "polya,star",
+        datasets: str = "polya,star",
         generate_config: str = '{"sampling": {"max_tokens": 96}, "concurrency": 8, "progress": false}',
     ) -> None:
         """Run-time parameters.
@@ -42,17 +42,17 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
             rounds: Bootstrap rounds.
             samples: Samples per (question, heuristic).
             endpoint: A running vLLM server's /v1 URL; empty: the task starts vLLM itself.
-            arms: Datasets the select stage writes.
+            datasets: SFT datasets the select stage writes.
             generate_config: Other GenerateConfig settings (YAML/JSON).
         """
         data_task = data_op(config_yaml='{"synthetic": {"count": 8}}', source="synthetic", limit=data_limit).set_display_name("data")
         place(data_task, build, "cpu", small)
         gen_task = generate_op(
             questions=data_task.outputs["questions"], config_yaml=generate_config, model=model, heuristics=heuristics,
-            rounds=rounds, samples=samples, endpoint=endpoint, verifier_endpoint=build.verifier_endpoint or "",
+            rounds=rounds, samples=samples, endpoint=endpoint, **({"verifier_endpoint": build.verifier_endpoint} if build.verifier_endpoint else {}),
         ).set_display_name("generate")
         place(gen_task, build, "cpu", small)
-        select_task = select_op(generations=gen_task.outputs["generations"], arms=arms, config_yaml='{"progress": false}').set_display_name("select")
+        select_task = select_op(generations=gen_task.outputs["generations"], dataset_names=datasets, config_yaml='{"progress": false}').set_display_name("select")
         place(select_task, build, "cpu", small)
 
     smoke_pipeline.build_config = json.loads(build.model_dump_json())  # type: ignore[attr-defined]

@@ -42,7 +42,8 @@ fi
 for name in "${targets[@]}"; do
   image="${REGISTRY}polya/${name}:${TAG}"
   echo "[build] $image (docker/$name/Dockerfile)"
-  "$DOCKER" build --file "docker/$name/Dockerfile" --build-arg "POLYA_VERSION=$TAG" --tag "$image" .
+  "$DOCKER" build --file "docker/$name/Dockerfile" --build-arg "POLYA_VERSION=$TAG" --tag "$image" \
+    --label org.opencontainers.image.licenses=Apache-2.0 --label org.opencontainers.image.source=https://github.com/polya/polya .
   if [ "$push" = 1 ]; then
     echo "[push] $image"
     "$DOCKER" push "$image"

@@ -75,6 +75,25 @@ def write_chat_dataset() -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def embedded_checkpoint() -> str:
     """The embedded SmolLM2-135M model as an HF checkpoint directory (converted once, then cached)."""
-    from polya.models.embedded import EMBEDDED_MODEL, resolve_model
+    from polya.models import EMBEDDED_MODEL, resolve_model
 
     return resolve_model(EMBEDDED_MODEL)
+
+
+def check_round_trips(store: Any) -> None:
+    """What every ArtifactStore must do: bytes, text, JSON and JSON Lines come back as written."""
+    store.write_bytes("raw.bin", b"\x00\xff")
+    store.write_text("t.txt", "Pólya ∑")
+    store.write_json("d/c.json", {"z": 1, "a": [1, 2]})
+    store.write_jsonl("d/rows.jsonl", ({"i": i, "s": "é"} for i in range(3)))
+    assert store.read_bytes("raw.bin") == b"\x00\xff"
+    assert store.read_text("t.txt") == "Pólya ∑"
+    assert store.read_json("d/c.json") == {"z": 1, "a": [1, 2]}
+    assert store.read_text("d/c.json") == '{\n  "z": 1,\n  "a": [\n    1,\n    2\n  ]\n}\n'
+    assert store.read_jsonl("d/rows.jsonl") == [{"i": 0, "s": "é"}, {"i": 1, "s": "é"}, {"i": 2, "s": "é"}]
+
+
+@pytest.fixture(scope="session")
+def store_round_trips() -> Callable[[Any], None]:
+    """:func:`check_round_trips`, for the local and the S3 store tests alike."""
+    return check_round_trips

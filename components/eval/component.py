@@ -1,6 +1,6 @@
 """KFP component ``eval``: pass@k on the benchmarks for one model.
 
-Thin wrapper over ``polya.pipeline.steps.eval_step`` -> ``polya.eval.stage.run``.
+Thin wrapper over ``polya.pipeline.steps.eval.eval_step`` -> ``polya.eval.stage.run``.
 """
 
 from typing import Optional
@@ -16,8 +16,8 @@ def evaluate(
     report: Output[Markdown],
     model: Optional[Input[Model]] = None,
     config_yaml: str = "",
-    base_model: str = "",
-    benchmarks: str = "",
+    base_model: Optional[str] = None,
+    benchmarks: Optional[str] = None,
     label: str = "",
 ):
     """Evaluate a model artifact (or base_model) and output the eval run folder.
@@ -28,15 +28,16 @@ def evaluate(
         report: eval/report.md for the KFP UI.
         model: Model artifact to evaluate; none: base_model (the zero-shot arm).
         config_yaml: EvalConfig settings as YAML/JSON.
-        base_model: EvalConfig.model when there is no input model.
+        base_model: The model to evaluate when there is no input model (the base arm).
         benchmarks: Comma-separated benchmark names when set.
-        label: Name of this arm in the comparison report (e.g. polya_rl).
+        label: The arm's name in the comparison report, as polya run names it (e.g. polya_sft_rl).
     """
     import logging
     import os
     import shutil
 
-    from polya.pipeline.steps import eval_metrics, eval_step, log_metrics
+    from polya.pipeline.steps.common import log_metrics
+    from polya.pipeline.steps.eval import eval_metrics, eval_step
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     results = eval_step(config_yaml, model.path if model is not None else None, evaluation.path, model=base_model, benchmarks=benchmarks, label=label)

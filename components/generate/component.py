@@ -1,9 +1,11 @@
 """KFP component ``generate``: solutions per question per Pólya heuristic, in bootstrap rounds, checked as they arrive.
 
-Thin wrapper over ``polya.pipeline.steps.generate_step`` -> ``polya.generate.stage.run``. It starts
+Thin wrapper over ``polya.pipeline.steps.generate.generate_step`` -> ``polya.generate.stage.run``. It starts
 vLLM inside its own pod (GPU task) or, with ``endpoint``, uses a running vLLM service (the Helm
 chart's).
 """
+
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -15,13 +17,13 @@ def generate(
     generations: Output[Dataset],
     metrics: Output[Metrics],
     config_yaml: str = "",
-    model: str = "",
-    heuristics: str = "",
-    rounds: int = 0,
-    samples: int = 0,
-    token_budget: int = 0,
-    endpoint: str = "",
-    verifier_endpoint: str = "",
+    model: Optional[str] = None,
+    heuristics: Optional[str] = None,
+    rounds: Optional[int] = None,
+    samples: Optional[int] = None,
+    token_budget: Optional[int] = None,
+    endpoint: Optional[str] = None,
+    verifier_endpoint: Optional[str] = None,
 ):
     """Generate and verify solutions for every (question, heuristic) pair.
 
@@ -32,15 +34,16 @@ def generate(
         config_yaml: GenerateConfig settings as YAML/JSON; the parameters below override it when set.
         model: server.model (HF id, local checkpoint, or embedded:smollm2-135m-instruct).
         heuristics: Comma-separated heuristic ids, or 'all'.
-        rounds: bootstrap.rounds when above 0.
-        samples: bootstrap.samples (round 1 samples per pair) when above 0.
-        token_budget: bootstrap.token_budget when above 0.
-        endpoint: OpenAI-compatible vLLM URL (e.g. http://polya-vllm:8000/v1); empty: start vLLM in this pod.
-        verifier_endpoint: Verifier service URL; empty: judge in-process.
+        rounds: bootstrap.rounds.
+        samples: bootstrap.samples (round 1 samples per pair).
+        token_budget: bootstrap.token_budget.
+        endpoint: OpenAI-compatible vLLM URL (e.g. http://polya-vllm:8000/v1); unset: start vLLM in this pod.
+        verifier_endpoint: Verifier service URL; unset: judge in-process.
     """
     import logging
 
-    from polya.pipeline.steps import generate_step, log_metrics
+    from polya.pipeline.steps.common import log_metrics
+    from polya.pipeline.steps.generate import generate_step
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = generate_step(

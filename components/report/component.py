@@ -1,6 +1,6 @@
 """KFP component ``report``: compare the evaluations of the arms (tables and plots across models).
 
-Thin wrapper over ``polya.pipeline.steps.report_step`` -> ``polya.eval.report.write_comparison``.
+Thin wrapper over ``polya.pipeline.steps.report.report_step`` -> ``polya.eval.report.write_comparison``.
 KFP cannot pass a list of artifacts from separate tasks, so the evaluations come in up to
 12 optional slots, named by ``labels`` in slot order.
 """
@@ -43,12 +43,13 @@ def report(
     import os
     import shutil
 
-    from polya.pipeline.steps import report_step, split_list
+    from polya.pipeline.steps.common import split_list
+    from polya.pipeline.steps.report import report_step
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     slots = [eval_1, eval_2, eval_3, eval_4, eval_5, eval_6, eval_7, eval_8, eval_9, eval_10, eval_11, eval_12]
     filled = [s for s in slots if s is not None]
-    names = split_list(labels)
+    names = split_list(labels) or []
     if len(names) != len(filled):
         raise ValueError(f"labels names {len(names)} arms ({labels!r}) but {len(filled)} evaluation slots are filled")
     files = report_step({name: art.path for name, art in zip(names, filled)}, comparison.path)

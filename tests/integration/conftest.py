@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import secrets
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import psutil
 import pytest
 
-from polya.store import S3Store
+from polya.core.processes import stop_process, wait_for_http
+from polya.core.store import S3Store
 
 S3_SERVER_START_TIMEOUT_S = 60.0
 
@@ -36,21 +32,6 @@ def free_tcp_port() -> int:
     return free_port()
 
 
-def _wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"S3 server exited with code {process.returncode} before answering:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer means the server is up
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"S3 server at {url} did not answer within {timeout_s:.0f}s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3-protocol server (moto, in its own process) on a free local port; yields its URL."""
@@ -63,16 +44,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_answering(url, process, log, S3_SERVER_START_TIMEOUT_S)
+    try:  # any HTTP answer means the server is up
+        wait_for_http(url, process, S3_SERVER_START_TIMEOUT_S, what="S3 server", log=log, ready=lambda status: True)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 _S3_ENV_VARS = (
@@ -124,18 +100,11 @@ class VerifierProcess:
         cmd = [sys.executable, "-m", "polya.cli.main", "serve-verifier", "--port", str(self.port), *args]
         with log.open("wb") as handle:
             self.proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        deadline = time.monotonic() + VERIFIER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"verifier exited with {self.proc.returncode} before answering:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"verifier did not answer /health within {VERIFIER_START_TIMEOUT_S:.0f}s:\n{log.read_text()}")
+        try:
+            wait_for_http(f"{self.url}/health", self.proc, VERIFIER_START_TIMEOUT_S, what="verifier", log=log)
+        except BaseException:
+            self.stop()
+            raise
 
     def worker_processes(self) -> list[psutil.Process]:
         """The judge workers: spawned children of the server (not multiprocessing's resource tracker)."""
@@ -149,13 +118,7 @@ class VerifierProcess:
         return out
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace_s=30)
         return self.proc.returncode
 
 

@@ -14,16 +14,18 @@ import sys
 from typing import Any
 
 import click
-import yaml
 
 from polya import __version__
-from polya.cli.options import config_options, resolve_config
-from polya.errors import PolyaError
+from polya.cli.options import config_options, print_config, resolve_config
+from polya.cli.pipeline import pipeline
+from polya.core.errors import PolyaError
+from polya.eval.config import EvalConfig
+from polya.experiment.config import RunConfig
 from polya.generate.config import GenerateConfig
-from polya.run.config import RunConfig
+from polya.rl.config import RlConfig
 from polya.select.config import SelectConfig
-from polya.sft.config import SftConfig
 from polya.serving.config import ServerConfig
+from polya.sft.config import SftConfig
 from polya.verify.config import VerifierConfig
 
 logger = logging.getLogger("polya")
@@ -39,24 +41,6 @@ def _setup_logging(level: str) -> None:
     )
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-_SECRET_KEYS = frozenset({"api_key", "auth_token", "token", "password", "secret_key", "hf_token"})
-
-
-def _mask_secrets(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {
-            k: ("***" if v and k in _SECRET_KEYS else _mask_secrets(v)) for k, v in tree.items()
-        }
-    if isinstance(tree, list):
-        return [_mask_secrets(v) for v in tree]
-    return tree
-
-
-def _print_config(config: Any) -> None:
-    """Print resolved settings as YAML, with tokens and keys masked."""
-    click.echo(yaml.safe_dump(_mask_secrets(config.model_dump(mode="json")), sort_keys=False), nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -83,7 +67,7 @@ def generate(**kwargs: Any) -> None:
     """
     config, only_print = resolve_config(GenerateConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.generate.stage import run
 
     out = run(config)
@@ -97,7 +81,7 @@ def serve_model(log_dir: str, **kwargs: Any) -> None:
     """Start a vLLM OpenAI-compatible server for a model and keep it running until Ctrl-C."""
     config, only_print = resolve_config(ServerConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.serving.vllm_server import VLLMServer
 
     server = VLLMServer(config, log_dir)
@@ -121,8 +105,8 @@ def run(**kwargs: Any) -> None:
     """
     config, only_print = resolve_config(RunConfig, kwargs)
     if only_print:
-        return _print_config(config)
-    from polya.run.job import run as run_job
+        return print_config(config)
+    from polya.experiment.run import run as run_job
 
     out = run_job(config)
     click.echo(json.dumps({"run_dir": out.run_dir, "stages": list(out.stages)}))
@@ -156,7 +140,7 @@ def serve_verifier(**kwargs: Any) -> None:
     """
     config, only_print = resolve_config(VerifierConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     import uvicorn
 
     from polya.verify.service import build_app
@@ -189,7 +173,7 @@ def verify(input_path: str, output_path: str, endpoint: str | None, batch_size: 
     """
     config, only_print = resolve_config(VerifierConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.verify.client import open_verifier
     from polya.verify.stage import verify_jsonl
 
@@ -210,17 +194,17 @@ def select_solutions(**kwargs: Any) -> None:
     Reads <run_dir>/generate/ (run `polya generate` first), scores how faithfully each solution
     follows its heuristic (--scorer.kind offline | llm_judge | reward_model), keeps the best
     correct one per (question, heuristic), at most --n-per-question per question without
-    near-duplicates, and writes select/<arm>/train.jsonl with a dataset card for each of --arms
-    (polya, star, wrong_answer, breadth, depth) plus select/report.json. Model scores are cached:
+    near-duplicates, and writes select/<dataset>/train.jsonl with a dataset card for each of
+    --datasets (polya, star, wrong_answer, breadth, depth) plus select/report.json. Model scores are cached:
     running the command again only scores what is missing.
     """
     config, only_print = resolve_config(SelectConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.select.stage import run as run_select
 
     out = run_select(config)
-    click.echo(json.dumps({name: {"examples": a.examples, "questions": a.questions, "path": a.data_path} for name, a in out.arms.items()}))
+    click.echo(json.dumps({name: {"examples": d.examples, "questions": d.questions, "path": d.data_path} for name, d in out.datasets.items()}))
 
 
 @cli.command()
@@ -228,22 +212,19 @@ def select_solutions(**kwargs: Any) -> None:
 def sft(**kwargs: Any) -> None:
     """Mid-training: fine-tune the model on the selected solutions (TRL SFTTrainer, loss on the answer only).
 
-    Trains --model on <run_dir>/select/<arm>/train.jsonl (or --dataset), writes checkpoint-N every
-    --save-steps and the final HF checkpoint to <run_dir>/sft/<arm>/final, with metrics.jsonl and
+    Trains --model on <run_dir>/select/<dataset>/train.jsonl (or --data-file), writes checkpoint-N every
+    --save-steps and the final HF checkpoint to <run_dir>/sft/<dataset>/final, with metrics.jsonl and
     summary.json. Running it again resumes from the last checkpoint. On GPUs launch it with
     accelerate/torchrun and --deepspeed zero2|zero3|zero3_offload (see docs/sft.md).
     """
     config, only_print = resolve_config(SftConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.sft.stage import run as run_sft
 
     out = run_sft(config)
     keys = ("global_step", "train_loss", "first_loss", "last_loss", "tokens_per_s", "resumed_from")
     click.echo(json.dumps({"final": out.final_uri, **{k: out.summary.get(k) for k in keys}}))
-
-
-from polya.rl.config import RlConfig  # noqa: E402 - kept next to its command
 
 
 @cli.command()
@@ -255,20 +236,17 @@ def rl(**kwargs: Any) -> None:
     --data.source with groups of --group-size completions per prompt, rewards from the verifier
     (in-process, or --reward.verifier-endpoint). Starts a local Ray cluster unless --ray-address is
     given. Writes checkpoint-N every --save-steps, final/, metrics.jsonl and summary.json to
-    <run_dir>/rl; running it again resumes. --preset paper: group 16, 1024/3072 tokens, no KL, GPUs
+    <run_dir>/rl/<start> (--start: base, or the <dataset>_sft arm the model comes from); running it again resumes. --preset paper: group 16, 1024/3072 tokens, no KL, GPUs
     with vLLM rollouts and DeepSpeed ZeRO-3 (see docs/rl.md).
     """
     config, only_print = resolve_config(RlConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.rl.stage import run as run_rl
 
     out = run_rl(config)
     keys = ("global_step", "reward_first", "reward_last", "accuracy_last", "verdicts", "mean_step_s", "resumed_from")
     click.echo(json.dumps({"final": out.final_uri, **{k: out.summary.get(k) for k in keys}}))
-
-
-from polya.eval.config import EvalConfig  # noqa: E402  (here, not at the top: keeps this command's wiring in one place)
 
 
 @cli.command("eval")
@@ -286,7 +264,7 @@ def evaluate(**kwargs: Any) -> None:
     """
     config, only_print = resolve_config(EvalConfig, kwargs)
     if only_print:
-        return _print_config(config)
+        return print_config(config)
     from polya.eval.stage import run as run_eval
 
     out = run_eval(config)
@@ -295,8 +273,6 @@ def evaluate(**kwargs: Any) -> None:
     }))
     click.echo(f"report: {out.report_uri}")
 
-
-from polya.pipeline.cli import pipeline  # noqa: E402  (the group lives beside the code it drives)
 
 cli.add_command(pipeline)
 

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import click
 import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from polya.config.base import C, load_config, parse_overrides, parse_value, _set_dotted, deep_merge
+from polya.core.config import (
+    deep_merge,
+    load_config,
+    mask_secrets,
+    parse_overrides,
+    parse_value,
+    set_dotted,
+)
+
+C = TypeVar("C", bound=BaseModel)
 
 
 def _is_model(annotation: Any) -> bool:
@@ -63,14 +72,39 @@ def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, An
     return out
 
 
+def _starting_values(model: type[BaseModel]) -> dict[str, Any] | None:
+    """The settings a config starts from (its default preset applied), or None when it has required fields."""
+    try:
+        return model().model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - a config with required fields has no starting values
+        return None
+
+
+def _at(tree: dict[str, Any], dotted: str, fallback: Any) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return fallback
+        node = node[part]
+    return node
+
+
 def config_options(model: type[BaseModel], skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding ``--config``, ``--set`` and one option per config field."""
+    """Decorator adding ``--config``, ``--set`` and one option per config field.
+
+    The default shown for each option is the value the config really starts from: the field's
+    default with the config's default preset laid under it (``polya rl --help`` shows GRPO's
+    learning rate, not the training base's).
+    """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         params: list[click.Parameter] = []
+        starting = _starting_values(model)
         for path, ann, desc, default in _leaf_fields(model):
             if path in skip:
                 continue
+            if starting is not None:
+                default = _at(starting, path, default)
             shown = yaml.safe_dump(default, default_flow_style=True, width=10_000).strip()
             if shown.endswith("\n..."):
                 shown = shown[: -len("\n...")]
@@ -112,6 +146,31 @@ def resolve_config(model: type[C], kwargs: dict[str, Any], section: str | None =
             value = None if raw in ("null", "~") and ann is not str else raw
         else:
             value = parse_value(raw)
-        _set_dotted(direct, path, value)
+        set_dotted(direct, path, value)
     config = load_config(model, kwargs.pop("config_path", None), deep_merge(overrides, direct), section=section)
     return config, bool(kwargs.pop("print_config", False))
+
+
+def print_config(config: BaseModel) -> None:
+    """Print resolved settings as YAML, with tokens and keys masked."""
+    click.echo(yaml.safe_dump(mask_secrets(config.model_dump(mode="json")), sort_keys=False), nl=False)
+
+
+def settings_table(model: type[BaseModel]) -> str:
+    """The Markdown table of every setting of ``model``: dotted name, type, the value it starts from, help.
+
+    The docs embed it between ``<!-- settings: <module>.<Class> -->`` and ``<!-- /settings -->``
+    (``python scripts/docs_settings.py`` rewrites them; a test keeps them in step with the code).
+    """
+    starting = _starting_values(model)
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+    rows = ["| setting | type | default | what it does |", "| --- | --- | --- | --- |"]
+    for path, ann, desc, default in _leaf_fields(model):
+        if starting is not None:
+            default = _at(starting, path, default)
+        shown = yaml.safe_dump(default, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+        rows.append(f"| `{path}` | {cell(_type_name(ann).replace('|', ' | '))} | `{shown}` | {cell(desc)} |")
+    return "\n".join(rows) + "\n"

@@ -8,7 +8,12 @@
 
 from polya.data.answers import extract_boxed, extract_gsm8k_answer, split_gsm8k_solution
 from polya.data.config import ColumnsConfig, DataConfig, SyntheticConfig, resolve_format
-from polya.data.loader import load_questions, read_questions, read_source, write_questions
+from polya.data.loader import (
+    load_questions,
+    read_questions,
+    read_source,
+    write_questions,
+)
 from polya.data.records import QuestionRecord
 from polya.data.sources import QuestionSet, load_hf, load_jsonl, load_parquet, load_s3
 from polya.data.synthetic import generate_word_problems, template_names

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from polya.errors import DataError
+from polya.core.errors import DataError
 
 GSM8K_MARKER = "####"
 
@@ -41,7 +41,7 @@ def extract_gsm8k_answer(text: str) -> str:
     >>> extract_gsm8k_answer("She pays $3 + $4 = $7.\\n#### $7")
     '7'
 
-    Raises :class:`~polya.errors.DataError` when there is no ``####`` marker or nothing after it.
+    Raises :class:`~polya.core.errors.DataError` when there is no ``####`` marker or nothing after it.
     """
     pos = text.rfind(GSM8K_MARKER)
     if pos < 0:
@@ -61,7 +61,7 @@ def split_gsm8k_solution(text: str) -> tuple[str, str]:
     ('48/2 = 24 clips in May.\\n48+24 = 72 in all.', '72')
 
     The reasoning is everything before the last ``####``, stripped; the answer is
-    :func:`extract_gsm8k_answer`'s. Raises :class:`~polya.errors.DataError` without a marker.
+    :func:`extract_gsm8k_answer`'s. Raises :class:`~polya.core.errors.DataError` without a marker.
     """
     answer = extract_gsm8k_answer(text)
     return text[: text.rfind(GSM8K_MARKER)].strip(), answer

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.config.base import StageConfig
+from polya.core.config import StageConfig
 from polya.data.synthetic import DIFFICULTIES, template_names
 
 SourceFormat = Literal["auto", "jsonl", "parquet", "hf"]

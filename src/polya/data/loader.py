@@ -12,12 +12,13 @@ from typing import Iterable
 
 from pydantic import ValidationError
 
+from polya.core.errors import ConfigError, DataError
+from polya.core.jsonl import jsonl_objects
 from polya.data.config import S3_PREFIX, SYNTHETIC_SOURCE, DataConfig, resolve_format
 from polya.data.records import QuestionRecord
 from polya.data.sources import QuestionSet, load_hf, load_jsonl, load_parquet, load_s3
 from polya.data.sources.normalize import MAX_KEPT_ERRORS
 from polya.data.synthetic import generate_word_problems
-from polya.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +95,10 @@ def read_questions(path: str | Path) -> list[QuestionRecord]:
     if not p.is_file():
         raise DataError(f"questions file not found: {p}")
     records: list[QuestionRecord] = []
-    with p.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    with p.open("rb") as handle:
+        for line_no, row in jsonl_objects(handle, str(p), DataError):
             try:
-                records.append(QuestionRecord.model_validate(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}: line {line_no}: not valid JSON ({exc.msg})") from None
+                records.append(QuestionRecord.model_validate(row))
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
                 raise DataError(f"{p}: line {line_no}: not a question record ({problems})") from None

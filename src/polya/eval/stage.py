@@ -1,7 +1,7 @@
 """The evaluation stage: pass@k of each arm on each benchmark, diversity, composition, and the report.
 
 ``run(config)`` is the one entry point; the CLI, the KFP component, ``polya run`` and the tests
-call it. Layout under ``<run_dir>/eval/``::
+call it. Layout under ``<run_dir>/eval/`` (:class:`polya.core.layout.EvalLayout`)::
 
     benchmarks/<benchmark>/questions.jsonl   the questions, frozen at first use (every arm sees the same)
     <arm>/<benchmark>/samples.jsonl          one record per sample: completion, verdict, tokens
@@ -14,40 +14,47 @@ For each arm polya starts one vLLM server (or uses ``endpoint``/``endpoints``), 
 ``sampling.n`` answers per question for every benchmark, judges them with the verifier library
 (math-verify, the code sandbox, the multiple-choice judge), then stops the server. An (arm,
 benchmark) part whose ``part.json`` matches the current settings is skipped on a re-run, so an
-interrupted evaluation resumes with the parts that are missing.
+interrupted evaluation resumes with the parts that are missing. A part's identity holds the model,
+the benchmark, the sampling settings and a digest of the catalog and of every prompt sent, so an
+edited catalog (its system prompt or answer format) evaluates the part again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from tqdm.auto import tqdm
 
-from polya.errors import ConfigError, ServerError
-from polya.eval.benchmarks import EvalItem, build_prompt, extract_program, get_benchmark, load_benchmark, option_letter
-from polya.eval.config import JUDGE_API_KEY_ENV, STAGE, BenchmarkSpec, EvalConfig
-from polya.generate.client import ChatClient
+from polya.core.digest import digest, seed_from
+from polya.core.errors import ConfigError
+from polya.core.layout import RunLayout
+from polya.core.manifest import record_stage
+from polya.core.outputs import EvalResults
+from polya.core.store import open_store
+from polya.eval.benchmarks import (
+    EvalItem,
+    build_prompt,
+    extract_program,
+    get_benchmark,
+    load_benchmark,
+    option_letter,
+)
+from polya.eval.config import STAGE, BenchmarkSpec, EvalConfig
+from polya.heuristics import HeuristicCatalog
 from polya.metrics import mean_pass_at_k
-from polya.run import RunManifest
+from polya.sampling import ChatClient, chat_body, fan_out, parse_choices, worker_count
+from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.serving.vllm_server import Endpoint, open_endpoint
-from polya.store import ArtifactStore, LocalStore, open_store
-from polya.verify.client import Verifier, VerifierClient, open_verifier
-from polya.verify.config import VerifierConfig
+from polya.verify.client import Verifier
 from polya.verify.protocol import VerifyItem
 
 logger = logging.getLogger(__name__)
-
-PROMPT_VERSION = 1
-"""Bump when prompts change: parts made with other prompts are evaluated again."""
-
 
 @dataclass
 class EvalOutputs:
@@ -62,8 +69,7 @@ class EvalOutputs:
 
 def request_seed(base_seed: int, benchmark: str, question_id: str) -> int:
     """Deterministic per-request seed (the same across arms, so arms see the same random stream where the server honours it)."""
-    digest = hashlib.sha256(f"{base_seed}|{benchmark}|{question_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return seed_from(base_seed, benchmark, question_id)
 
 
 def verify_item(item: EvalItem, completion: str) -> VerifyItem:
@@ -81,30 +87,15 @@ def verify_item(item: EvalItem, completion: str) -> VerifyItem:
     )
 
 
-def local_model(model: str) -> str:
-    """An ``s3://`` checkpoint is downloaded once into polya's cache; anything else is returned as it is."""
-    if not model.startswith("s3://"):
-        return model
-    from polya.models.embedded import cache_dir
-
-    target = cache_dir() / "eval-models" / hashlib.sha256(model.encode()).hexdigest()[:16]
-    marker = target / ".polya-complete"
-    if not marker.is_file():
-        store = open_store(model)
-        if not store.exists("config.json"):
-            raise ConfigError(f"arm model {model} has no config.json; point it at an HF checkpoint folder (e.g. .../sft/polya/final)")
-        store.download_dir("", target)
-        marker.write_text(model)
-    return str(target)
-
-
 class EvaluationStage:
     """One execution of the stage over a run directory."""
 
     def __init__(self, config: EvalConfig):
         self.config = config
+        self.layout = RunLayout(config.run_dir)
+        self.paths = self.layout.eval
         self.store = open_store(config.run_dir)
-        self.stage_store: ArtifactStore = self.store.child(STAGE)
+        self.catalog = HeuristicCatalog.load(config.catalog)
         self._items: dict[str, list[EvalItem]] = {}
         self._verifier: Verifier | None = None
 
@@ -113,74 +104,51 @@ class EvaluationStage:
         """The benchmark's questions, frozen in the run at first use."""
         if spec.name in self._items:
             return self._items[spec.name]
-        folder = f"benchmarks/{spec.name}"
+        questions, spec_path = self.paths.benchmark_questions(spec.name), self.paths.benchmark_spec(spec.name)
         identity = spec.identity()
         items: list[EvalItem] | None = None
-        if self.stage_store.exists(f"{folder}/questions.jsonl") and self.stage_store.exists(f"{folder}/spec.json"):
-            if self.stage_store.read_json(f"{folder}/spec.json") == identity:
-                items = [_item_from_dict(row) for row in self.stage_store.read_jsonl(f"{folder}/questions.jsonl")]
+        if self.store.exists(questions) and self.store.exists(spec_path):
+            if self.store.read_json(spec_path) == identity:
+                items = [_item_from_dict(row) for row in self.store.read_jsonl(questions)]
         if items is None:
             items = load_benchmark(
                 spec.name, path=spec.path, hub_id=spec.hub_id, subset=spec.subset, split=spec.split, limit=spec.limit, seed=spec.seed
             )
-            self.stage_store.write_jsonl(f"{folder}/questions.jsonl", (i.as_dict() for i in items))
-            self.stage_store.write_json(f"{folder}/spec.json", identity)
+            self.store.write_jsonl(questions, (i.as_dict() for i in items))
+            self.store.write_json(spec_path, identity)
         self._items[spec.name] = items
         return items
 
+    def prompt(self, item: EvalItem) -> list[dict[str, str]]:
+        """The chat messages that ask ``item``."""
+        return build_prompt(item, self.catalog, system_prompt=self.config.system_prompt)
+
     def part_identity(self, arm: str, spec: BenchmarkSpec) -> dict[str, Any]:
+        """What decides an (arm, benchmark) part's samples; a part stored with another identity is evaluated again."""
         cfg = self.config
         return {
             "arm": arm,
             "model": cfg.arms[arm],
             "benchmark": spec.identity(),
             "sampling": cfg.sampling.identity(),
-            "system_prompt": cfg.system_prompt,
-            "prompt_version": PROMPT_VERSION,
+            "catalog_digest": self.catalog.digest(),
+            "prompts_digest": digest([self.prompt(item) for item in self.items(spec)], 16),
         }
 
     def part_done(self, arm: str, spec: BenchmarkSpec) -> bool:
-        folder = f"{arm}/{spec.name}"
-        if not (self.stage_store.exists(f"{folder}/part.json") and self.stage_store.exists(f"{folder}/samples.jsonl")):
+        if not (self.store.exists(self.paths.part_record(arm, spec.name)) and self.store.exists(self.paths.samples(arm, spec.name))):
             return False
-        stored = self.stage_store.read_json(f"{folder}/part.json").get("identity")
+        stored = self.store.read_json(self.paths.part_record(arm, spec.name)).get("identity")
         if stored != self.part_identity(arm, spec):
             logger.warning("%s/%s was evaluated with other settings; evaluating it again", arm, spec.name)
             return False
         return True
 
     # ----- generation ------------------------------------------------------------------------
-    def _open_verifier(self) -> Verifier:
-        """The same judges as the verifier service: over HTTP when verifier_endpoint is set, else in-process."""
-        cfg = self.config
-        return open_verifier(
-            VerifierConfig(
-                workers=cfg.judge_workers, math_timeout_s=cfg.judge_timeout_s, item_deadline_s=2 * cfg.judge_timeout_s + 5,
-                code_timeout_s=cfg.code_timeout_s,
-            ),
-            endpoint=cfg.verifier_endpoint,
-        )
-
-    def _send_seed(self, endpoint: Endpoint) -> bool:
-        mode = self.config.sampling.per_request_seed
-        return mode == "on" or (mode == "auto" and not endpoint.cpu_backend)
-
     def _body(self, endpoint: Endpoint, item: EvalItem) -> dict[str, Any]:
-        s = self.config.sampling
-        body: dict[str, Any] = {
-            "model": endpoint.model,
-            "messages": build_prompt(item, system_prompt=self.config.system_prompt),
-            "n": s.n,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
-        }
-        if self._send_seed(endpoint):
-            body["seed"] = request_seed(s.seed, item.benchmark, item.id)
-        if self.config.server.vllm_extensions:
-            body["return_token_ids"] = True
-        body.update(s.extra)
-        return body
+        cfg = self.config
+        seed = request_seed(cfg.sampling.seed, item.benchmark, item.id)
+        return chat_body(endpoint, self.prompt(item), cfg.sampling, cfg.sampling.n, seed, cfg.server.vllm_extensions)
 
     async def _evaluate_part(self, arm: str, spec: BenchmarkSpec, endpoint: Endpoint, client: ChatClient) -> int:
         """Sample and judge every question of one (arm, benchmark); write samples.jsonl, then part.json."""
@@ -189,57 +157,44 @@ class EvaluationStage:
         verifier = self._verifier
         assert verifier is not None, "opened by _evaluate_arm"
         n = cfg.sampling.n
-        workers = max(1, min(len(items), cfg.concurrency // n or 1))
-        work: Iterator[EvalItem] = iter(items)
         records: dict[str, list[dict[str, Any]]] = {}
         bar = tqdm(total=len(items) * n, unit="sample", desc=f"eval {arm}/{spec.name}", disable=not cfg.progress, dynamic_ncols=True)
 
-        async def worker() -> None:
-            for item in work:
-                t0 = time.monotonic()
-                resp = await client.chat(self._body(endpoint, item))
-                latency = time.monotonic() - t0
-                choices = sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))
-                texts = [((c.get("message") or {}).get("content") or "") for c in choices]
-                verdicts = await verifier.averify([verify_item(item, t) for t in texts])
-                usage = resp.get("usage") or {}
-                fallback = int(usage.get("completion_tokens") or 0) // max(1, len(choices))
-                rows = []
-                for choice, text, verdict in zip(choices, texts, verdicts):
-                    token_ids = choice.get("token_ids")
-                    idx = int(choice.get("index", 0))
-                    rows.append({
-                        "id": f"{item.id}|s{idx}",
-                        "arm": arm,
-                        "benchmark": spec.name,
-                        "question_id": item.id,
-                        "sample_index": idx,
-                        "completion": text,
-                        "finish_reason": choice.get("finish_reason"),
-                        "completion_tokens": len(token_ids) if token_ids is not None else fallback,
-                        "correct": bool(verdict.correct),
-                        "status": verdict.status,
-                        "extracted_answer": verdict.extracted,
-                        "judge_reason": verdict.reason,
-                        "reference": item.reference if item.kind != "choice" else option_letter(int(item.reference or 0)),
-                        "latency_s": round(latency, 3),
-                    })
-                records[item.id] = rows
-                bar.update(len(rows))
+        async def one_question(item: EvalItem) -> None:
+            t0 = time.monotonic()
+            resp = await client.chat(self._body(endpoint, item))
+            latency = time.monotonic() - t0
+            choices = parse_choices(resp)
+            verdicts = await verifier.averify([verify_item(item, c.text) for c in choices])
+            rows = []
+            for choice, verdict in zip(choices, verdicts):
+                rows.append({
+                    "id": f"{item.id}|s{choice.index}",
+                    "arm": arm,
+                    "benchmark": spec.name,
+                    "question_id": item.id,
+                    "sample_index": choice.index,
+                    "completion": choice.text,
+                    "finish_reason": choice.finish_reason,
+                    "completion_tokens": choice.completion_tokens,
+                    "correct": bool(verdict.correct),
+                    "status": verdict.status,
+                    "extracted_answer": verdict.extracted,
+                    "judge_reason": verdict.reason,
+                    "reference": item.reference if item.kind != "choice" else option_letter(int(item.reference or 0)),
+                    "latency_s": round(latency, 3),
+                })
+            records[item.id] = rows
+            bar.update(len(rows))
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(workers):
-                    group.create_task(worker())
-        except* ServerError as eg:
-            raise eg.exceptions[0] from None
+            await fan_out(items, worker_count(cfg.concurrency, n, len(items)), one_question)
         finally:
             bar.close()
-        folder = f"{arm}/{spec.name}"
         ordered = [row for item in items for row in records[item.id]]
-        self.stage_store.write_jsonl(f"{folder}/samples.jsonl", ordered)
-        self.stage_store.write_json(
-            f"{folder}/part.json",
+        self.store.write_jsonl(self.paths.samples(arm, spec.name), ordered)
+        self.store.write_json(
+            self.paths.part_record(arm, spec.name),
             {"identity": self.part_identity(arm, spec), "samples": len(ordered), "finished_at": datetime.now(timezone.utc).isoformat()},
         )
         logger.info("%s/%s: %s samples, %s correct", arm, spec.name, len(ordered), sum(r["correct"] for r in ordered))
@@ -247,26 +202,17 @@ class EvaluationStage:
 
     async def _evaluate_arm(self, arm: str, specs: list[BenchmarkSpec], endpoint: Endpoint) -> None:
         cfg = self.config
-        client = ChatClient(
-            endpoint, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.retry_backoff_s,
-            max_connections=max(8, cfg.concurrency),
-        )
+        client = ChatClient.from_settings(endpoint, cfg)
         # One verifier per arm, opened and closed inside this event loop (a judge pool or an
         # async HTTP client belongs to the loop that started it).
-        self._verifier = self._open_verifier()
         try:
-            for spec in specs:
-                await self._evaluate_part(arm, spec, endpoint, client)
+            async with cfg.open_verifier(code_timeout_s=cfg.code_timeout_s) as verifier:
+                self._verifier = verifier
+                for spec in specs:
+                    await self._evaluate_part(arm, spec, endpoint, client)
         finally:
+            self._verifier = None
             await client.aclose()
-            verifier, self._verifier = self._verifier, None
-            if isinstance(verifier, VerifierClient):
-                await verifier.aclose()
-            await asyncio.to_thread(verifier.close)
-
-    def _log_dir(self, arm: str) -> Path:
-        base = Path(self.store.uri()) / "logs" if isinstance(self.store, LocalStore) else Path.cwd() / "polya-logs"
-        return base / f"eval-{arm}"
 
     @contextlib.contextmanager
     def _arm_endpoint(self, arm: str, given: Mapping[str, Endpoint] | None) -> Iterator[Endpoint]:
@@ -274,9 +220,8 @@ class EvaluationStage:
             yield given[arm]
             return
         cfg = self.config
-        url = cfg.arm_endpoint(arm)
-        server = cfg.server.model_copy(update={"model": local_model(cfg.arms[arm]), "endpoint": url})
-        with open_endpoint(server, self._log_dir(arm)) as endpoint:
+        server = cfg.server.model_copy(update={"model": cfg.arms[arm], "endpoint": cfg.arm_endpoint(arm)})
+        with open_endpoint(server, self.layout.log_dir() / f"eval-{arm}") as endpoint:
             yield endpoint
 
     # ----- composition -----------------------------------------------------------------------
@@ -309,13 +254,13 @@ class EvaluationStage:
         specs = {b.name: b for b in self.config.benchmarks}
         for arm in self.config.arms:
             for name in names:
-                folder = f"{arm}/{name}"
+                composition = self.paths.composition(arm, name)
                 questions = {i.id: i.question for i in self.items(specs[name])}
-                samples = self.stage_store.read_jsonl(f"{folder}/samples.jsonl")
+                samples = self.store.read_jsonl(self.paths.samples(arm, name))
                 chosen = [s for s in samples if s["correct"] or not jcfg.only_correct][: jcfg.max_solutions]
                 cached: dict[str, dict[str, Any]] = {}
-                if self.stage_store.exists(f"{folder}/composition.jsonl"):
-                    for row in self.stage_store.read_jsonl(f"{folder}/composition.jsonl"):
+                if self.store.exists(composition):
+                    for row in self.store.read_jsonl(composition):
                         if row.get("identity") == identity:
                             cached[row["sample_id"]] = row
                 todo = [(s["id"], questions[s["question_id"]], s["completion"]) for s in chosen if s["id"] not in cached]
@@ -328,12 +273,12 @@ class EvaluationStage:
                     for lab in labels:
                         cached[lab.sample_id] = {**lab.as_dict(), "identity": identity}
                 rows = [cached[s["id"]] for s in chosen if s["id"] in cached]
-                self.stage_store.write_jsonl(f"{folder}/composition.jsonl", rows)
+                self.store.write_jsonl(composition, rows)
 
     # ----- results ---------------------------------------------------------------------------
-    def results(self) -> dict[str, Any]:
+    def results(self) -> EvalResults:
         from polya.eval.composition import summarize_composition
-        from polya.select.diversity import summarize_diversity
+        from polya.metrics.diversity import summarize_diversity
 
         cfg = self.config
         ks = cfg.sampling.resolved_ks()
@@ -341,8 +286,7 @@ class EvaluationStage:
         for arm, model in cfg.arms.items():
             per_bench: dict[str, Any] = {}
             for spec in cfg.benchmarks:
-                folder = f"{arm}/{spec.name}"
-                samples = self.stage_store.read_jsonl(f"{folder}/samples.jsonl")
+                samples = self.store.read_jsonl(self.paths.samples(arm, spec.name))
                 bench = get_benchmark(spec.name)
                 by_q: dict[str, list[dict[str, Any]]] = {}
                 for s in samples:
@@ -360,8 +304,8 @@ class EvaluationStage:
                     finish[str(s.get("finish_reason"))] = finish.get(str(s.get("finish_reason")), 0) + 1
                     status[str(s.get("status"))] = status.get(str(s.get("status")), 0) + 1
                 composition = None
-                if self.stage_store.exists(f"{folder}/composition.jsonl"):
-                    composition = summarize_composition(self.stage_store.read_jsonl(f"{folder}/composition.jsonl"))
+                if self.store.exists(self.paths.composition(arm, spec.name)):
+                    composition = summarize_composition(self.store.read_jsonl(self.paths.composition(arm, spec.name)))
                 per_bench[spec.name] = {
                     "title": bench.title,
                     "kind": bench.kind,
@@ -381,28 +325,24 @@ class EvaluationStage:
             arms[arm] = {"model": model, "benchmarks": per_bench, "average": _average(per_bench), "average_math": _average(
                 {k: v for k, v in per_bench.items() if v["kind"] == "math"}
             )}
-        return {
+        return EvalResults.model_validate({
             "ks": ks,
             "sampling": cfg.sampling.model_dump(mode="json"),
             "benchmarks": [b.name for b in cfg.benchmarks],
             "arms": arms,
             "created_at": datetime.now(timezone.utc).isoformat(),
-        }
+        })
 
     # ----- entry -----------------------------------------------------------------------------
     def run(self, endpoints: Mapping[str, Endpoint] | None = None) -> EvalOutputs:
         from polya.eval.report import write_comparison
 
         cfg = self.config
-        manifest = RunManifest.load_or_create(self.store)
-        manifest.start_stage(STAGE, cfg.model_dump(mode="json"))
         started = time.monotonic()
-        try:
+        with record_stage(self.store, STAGE, cfg.model_dump(mode="json")) as record:
             for spec in cfg.benchmarks:
                 self.items(spec)  # a bad benchmark file fails here, before any server starts
-            if cfg.verifier_endpoint:
-                with VerifierClient(cfg.verifier_endpoint) as probe:
-                    probe.health()
+            cfg.check_verifier()
             for arm in cfg.arms:
                 pending = [spec for spec in cfg.benchmarks if not self.part_done(arm, spec)]
                 if not pending:
@@ -412,18 +352,13 @@ class EvaluationStage:
                     logger.info("arm %s (%s): evaluating %s", arm, endpoint.model, ", ".join(s.name for s in pending))
                     asyncio.run(self._evaluate_arm(arm, pending, endpoint))
             self._composition()
-            results = self.results()
+            results = self.results().dump()
             results["elapsed_s"] = round(time.monotonic() - started, 2)
-            written = write_comparison(results, self.stage_store.uri())
-        except BaseException as exc:
-            manifest.fail_stage(STAGE, f"{type(exc).__name__}: {exc}")
-            raise
-        artifacts = [f"{STAGE}/{p}" for p in self.stage_store.list("") if not p.startswith("benchmarks/")]
-        summary = {
-            arm: {name: b["pass_at_k"] for name, b in data["benchmarks"].items()} for arm, data in results["arms"].items()
-        }
-        manifest.finish_stage(STAGE, artifacts, outputs={"pass_at_k": summary})
-        return EvalOutputs(cfg.run_dir, self.stage_store.uri(), results, written["report"], written["plots"])
+            written = write_comparison(results, self.layout.uri(self.paths.root))
+            questions_folder = f"{self.paths.root}/benchmarks/"
+            record.artifacts = [p for p in self.store.list(self.paths.root) if not p.startswith(questions_folder)]
+            record.outputs = {"pass_at_k": EvalResults.model_validate(results).pass_at_k()}
+        return EvalOutputs(cfg.run_dir, self.layout.uri(self.paths.root), results, written["report"], written["plots"])
 
 
 def _r(value: float | None) -> float | None:

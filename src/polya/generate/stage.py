@@ -2,7 +2,7 @@
 
 ``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
 
-Layout under ``<run_dir>/generate/``::
+Layout under ``<run_dir>/generate/`` (:class:`polya.core.layout.GenerateLayout`)::
 
     config.json                       settings that decide what is generated (checked on resume)
     questions.jsonl                   the question set, frozen at the first start
@@ -19,36 +19,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from polya.core.digest import seed_from
+from polya.core.errors import ConfigError
+from polya.core.layout import RunLayout
+from polya.core.manifest import record_stage
+from polya.core.outputs import GenerateSummary, iter_generations
+from polya.core.store import open_store
+from polya.core.store.shards import ShardWriter
 from polya.data.loader import load_questions
 from polya.data.records import QuestionRecord
-from polya.errors import ConfigError, ServerError
 from polya.generate import metrics
-from polya.generate.client import ChatClient
 from polya.generate.config import GenerateConfig
-from polya.heuristics import Heuristic, HeuristicCatalog, build_messages, prompt_fingerprint
-from polya.run import RunManifest
+from polya.heuristics import (
+    Heuristic,
+    HeuristicCatalog,
+    build_messages,
+    prompt_fingerprint,
+)
+from polya.sampling import (
+    ChatClient,
+    Choice,
+    chat_body,
+    fan_out,
+    parse_choices,
+    worker_count,
+)
 from polya.serving.vllm_server import Endpoint, open_endpoint
-from polya.store import ArtifactStore, LocalStore, open_store
-from polya.store.shards import ShardWriter, read_shards
-from polya.verify.client import Verifier, VerifierClient, open_verifier
-from polya.verify.config import VerifierConfig
+from polya.verify.client import Verifier
 from polya.verify.protocol import VerifyItem
 
 logger = logging.getLogger(__name__)
 
 STAGE = "generate"
-GENERATIONS = "generations"
 
 
 @dataclass
@@ -75,8 +85,7 @@ class _Progress:
 
 def request_seed(base_seed: int, question_id: str, heuristic: str, round_index: int) -> int:
     """Deterministic per-request seed, so a resumed or repeated run asks for the same samples."""
-    digest = hashlib.sha256(f"{base_seed}|{question_id}|{heuristic}|{round_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return seed_from(base_seed, question_id, heuristic, round_index)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -94,8 +103,9 @@ class GenerationStage:
 
     def __init__(self, config: GenerateConfig):
         self.config = config
+        self.layout = RunLayout(config.run_dir)
+        self.paths = self.layout.generate
         self.store = open_store(config.run_dir)
-        self.stage_store: ArtifactStore = self.store.child(STAGE)
         self.catalog = HeuristicCatalog.load(config.catalog)
         self.heuristics: list[Heuristic] = self.catalog.select(config.heuristics)
         self.progress = _Progress()
@@ -103,7 +113,7 @@ class GenerationStage:
 
     def _round_writer(self, round_index: int) -> ShardWriter:
         cfg = self.config
-        return ShardWriter(self.stage_store, f"{GENERATIONS}/round-{round_index:02d}", cfg.flush_every, cfg.flush_interval_s)
+        return ShardWriter(self.store, self.paths.round(round_index), cfg.flush_every, cfg.flush_interval_s)
 
     def _flush(self) -> None:
         if self._writer is not None:
@@ -113,45 +123,39 @@ class GenerationStage:
     def identity(self) -> dict[str, Any]:
         """The config's identity plus the catalog's content digest (an edited catalog means other prompts)."""
         identity = self.config.identity()
-        identity["catalog_digest"] = hashlib.sha256(
-            json.dumps(self.catalog.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()[:16]
+        identity["catalog_digest"] = self.catalog.digest()
         return identity
 
     def _check_identity(self) -> None:
         identity = self.identity()
-        if self.stage_store.exists("config.json"):
-            previous = _flatten(self.stage_store.read_json("config.json").get("identity", {}))
+        if self.store.exists(self.paths.config):
+            previous = _flatten(self.store.read_json(self.paths.config).get("identity", {}))
             current = _flatten(identity)
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             if changed:
                 raise ConfigError(
-                    f"{self.stage_store.uri()} already holds generations made with other settings "
+                    f"{self.layout.uri(STAGE)} already holds generations made with other settings "
                     f"(changed: {', '.join(changed)}). Use a new run_dir, or restore those settings to resume."
                 )
         else:
-            self.stage_store.write_json("config.json", {"identity": identity, "config": self.config.model_dump(mode="json")})
+            self.store.write_json(self.paths.config, {"identity": identity, "config": self.config.model_dump(mode="json")})
 
     def _questions(self) -> list[QuestionRecord]:
-        if self.stage_store.exists("questions.jsonl"):
-            return [QuestionRecord.model_validate(row) for row in self.stage_store.read_jsonl("questions.jsonl")]
+        if self.store.exists(self.paths.questions):
+            return [QuestionRecord.model_validate(row) for row in self.store.read_jsonl(self.paths.questions)]
         qset = load_questions(self.config.data)
         if not qset.records:
             raise ConfigError(f"data source {self.config.data.source!r} gave no questions (data.source, data.limit)")
         if qset.skipped:
             logger.warning("skipped %s malformed rows of %s: %s", qset.skipped, qset.source, "; ".join(qset.errors[:3]))
-        self.stage_store.write_jsonl("questions.jsonl", (r.model_dump(mode="json") for r in qset.records))
+        self.store.write_jsonl(self.paths.questions, (r.model_dump(mode="json") for r in qset.records))
         return qset.records
 
     def _load_existing(self) -> None:
-        seen: set[str] = set()
-        for rec in read_shards(self.stage_store, GENERATIONS):
-            if rec["id"] in seen:
-                continue
-            seen.add(rec["id"])
+        for rec in iter_generations(self.store, check=False):
             self._account(rec)
-        if seen:
-            logger.info("resuming: %s samples from %s requests already stored", len(seen), len(self.progress.done_requests))
+        if self.progress.records:
+            logger.info("resuming: %s samples from %s requests already stored", self.progress.records, len(self.progress.done_requests))
 
     def _account(self, rec: dict[str, Any]) -> None:
         p = self.progress
@@ -182,58 +186,37 @@ class GenerationStage:
         return not self.progress.budget_exhausted
 
     # ----- one request ------------------------------------------------------------------
-    def _send_seed(self, endpoint: Endpoint) -> bool:
-        mode = self.config.sampling.per_request_seed
-        return mode == "on" or (mode == "auto" and not endpoint.cpu_backend)
-
     def _body(self, endpoint: Endpoint, q: QuestionRecord, h: Heuristic, round_index: int, n: int) -> dict[str, Any]:
         cfg = self.config
         messages = build_messages(
             q.question, h, self.catalog, num_exemplars=cfg.num_exemplars, system_prompt=cfg.system_prompt
         )
-        body: dict[str, Any] = {
-            "model": endpoint.model,
-            "messages": messages,
-            "n": n,
-            "temperature": cfg.sampling.temperature,
-            "top_p": cfg.sampling.top_p,
-            "max_tokens": cfg.sampling.max_tokens,
-        }
-        if self._send_seed(endpoint):
-            body["seed"] = request_seed(cfg.sampling.seed, q.id, h.id, round_index)
-        if cfg.server.vllm_extensions:
-            body["return_token_ids"] = True
-        body.update(cfg.sampling.extra)
-        return body
+        seed = request_seed(cfg.sampling.seed, q.id, h.id, round_index)
+        return chat_body(endpoint, messages, cfg.sampling, n, seed, cfg.server.vllm_extensions)
 
     def _records(
-        self, q: QuestionRecord, h: Heuristic, round_index: int, body: dict[str, Any], resp: dict[str, Any], latency: float,
-        verdicts: list[dict[str, Any]],
+        self, q: QuestionRecord, h: Heuristic, round_index: int, body: dict[str, Any], choices: list[Choice], prompt_tokens: Any,
+        latency: float, verdicts: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         cfg = self.config
-        choices = sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))
-        usage = resp.get("usage") or {}
-        fallback_tokens = int(usage.get("completion_tokens") or 0) // max(1, len(choices))
         fingerprint = prompt_fingerprint(body["messages"])
         now = datetime.now(timezone.utc).isoformat()
         out = []
         for choice, verdict in zip(choices, verdicts):
-            idx = int(choice.get("index", 0))
-            token_ids = choice.get("token_ids")
             out.append(
                 {
-                    "id": f"{q.id}|{h.id}|r{round_index}|s{idx}",
+                    "id": f"{q.id}|{h.id}|r{round_index}|s{choice.index}",
                     "question_id": q.id,
                     "heuristic": h.id,
                     "round": round_index,
-                    "sample_index": idx,
+                    "sample_index": choice.index,
                     "question": q.question,
                     "reference": q.answer,
                     "source": q.source,
-                    "completion": (choice.get("message") or {}).get("content") or "",
-                    "finish_reason": choice.get("finish_reason"),
-                    "prompt_tokens": usage.get("prompt_tokens"),
-                    "completion_tokens": len(token_ids) if token_ids is not None else fallback_tokens,
+                    "completion": choice.text,
+                    "finish_reason": choice.finish_reason,
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": choice.completion_tokens,
                     "correct": bool(verdict.get("correct")),
                     "extracted_answer": verdict.get("extracted"),
                     "judge_reason": verdict.get("reason"),
@@ -265,8 +248,6 @@ class GenerationStage:
     ) -> None:
         cfg = self.config
         n = cfg.bootstrap.samples_in_round(round_index)
-        workers = max(1, min(len(pending), cfg.concurrency // n or 1))
-        work: Iterator[tuple[QuestionRecord, Heuristic]] = iter(pending)
         bar = tqdm(
             total=len(pending) * n, unit="sample", desc=f"generate round {round_index}/{cfg.bootstrap.rounds}",
             disable=not cfg.progress, dynamic_ncols=True,
@@ -274,86 +255,64 @@ class GenerationStage:
         started = time.monotonic()
         round_tokens = 0
 
-        async def flush_if_due() -> None:
+        async def one_request(pair: tuple[QuestionRecord, Heuristic]) -> bool:
+            nonlocal round_tokens
+            q, h = pair
+            if not self._budget_left():
+                return False
+            body = self._body(endpoint, q, h, round_index, n)
+            t0 = time.monotonic()
+            metrics.INFLIGHT.inc()
+            try:
+                resp = await client.chat(body)
+            finally:
+                metrics.INFLIGHT.dec()
+            latency = time.monotonic() - t0
+            choices = parse_choices(resp)
+            judged = await verifier.averify([VerifyItem(kind="math", prediction=c.text, reference=q.answer) for c in choices])
+            verdicts = [{"correct": v.correct, "extracted": v.extracted, "reason": v.reason} for v in judged]
+            records = self._records(q, h, round_index, body, choices, (resp.get("usage") or {}).get("prompt_tokens"), latency, verdicts)
+            for rec in records:
+                self._account(rec)
+                metrics.SAMPLES.labels(rec["heuristic"], str(rec["correct"]).lower()).inc()
+                metrics.COMPLETION_TOKENS.inc(rec["completion_tokens"])
+                round_tokens += rec["completion_tokens"]
+                self.progress.new_tokens += rec["completion_tokens"]
+            writer.add(records)
             if writer.due():
                 batch = writer.take()
                 if batch:
                     await asyncio.to_thread(writer.write, *batch)
-
-        async def worker() -> None:
-            nonlocal round_tokens
-            for q, h in work:
-                if not self._budget_left():
-                    return
-                body = self._body(endpoint, q, h, round_index, n)
-                t0 = time.monotonic()
-                metrics.INFLIGHT.inc()
-                try:
-                    resp = await client.chat(body)
-                finally:
-                    metrics.INFLIGHT.dec()
-                latency = time.monotonic() - t0
-                texts = [((c.get("message") or {}).get("content") or "") for c in sorted(resp.get("choices", []), key=lambda c: c.get("index", 0))]
-                judged = await verifier.averify([VerifyItem(kind="math", prediction=t, reference=q.answer) for t in texts])
-                verdicts = [{"correct": v.correct, "extracted": v.extracted, "reason": v.reason} for v in judged]
-                records = self._records(q, h, round_index, body, resp, latency, verdicts)
-                for rec in records:
-                    self._account(rec)
-                    metrics.SAMPLES.labels(rec["heuristic"], str(rec["correct"]).lower()).inc()
-                    metrics.COMPLETION_TOKENS.inc(rec["completion_tokens"])
-                    round_tokens += rec["completion_tokens"]
-                    self.progress.new_tokens += rec["completion_tokens"]
-                writer.add(records)
-                await flush_if_due()
-                bar.update(len(records))
-                elapsed = max(1e-6, time.monotonic() - started)
-                bar.set_postfix(tok_s=f"{round_tokens / elapsed:.0f}", solved=len(self.progress.solved_round), refresh=False)
+            bar.update(len(records))
+            elapsed = max(1e-6, time.monotonic() - started)
+            bar.set_postfix(tok_s=f"{round_tokens / elapsed:.0f}", solved=len(self.progress.solved_round), refresh=False)
+            return True
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(workers):
-                    group.create_task(worker())
-        except* ServerError as eg:
-            raise eg.exceptions[0] from None
+            await fan_out(pending, worker_count(cfg.concurrency, n, len(pending)), one_request)
         finally:
             bar.close()
 
     async def _generate(self, endpoint: Endpoint, questions: list[QuestionRecord]) -> None:
         cfg = self.config
-        client = ChatClient(
-            endpoint, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.retry_backoff_s,
-            max_connections=max(8, cfg.concurrency), on_retry=lambda _r: metrics.REQUEST_RETRIES.inc(),
-        )
-        verifier = self._open_verifier()
+        client = ChatClient.from_settings(endpoint, cfg, on_retry=lambda _r: metrics.REQUEST_RETRIES.inc())
         try:
-            for r in range(1, cfg.bootstrap.rounds + 1):
-                pending = self._pending(questions, r)
-                if not pending:
-                    continue
-                if not self._budget_left():
-                    logger.info("token budget of %s reached; stopping before round %s", cfg.bootstrap.token_budget, r)
-                    break
-                metrics.ROUND.set(r)
-                logger.info("round %s: %s pairs x %s samples", r, len(pending), cfg.bootstrap.samples_in_round(r))
-                if self._writer is not None:
-                    self._writer.flush()
-                self._writer = self._round_writer(r)
-                await self._run_round(endpoint, client, verifier, self._writer, r, pending)
+            async with cfg.open_verifier() as verifier:
+                for r in range(1, cfg.bootstrap.rounds + 1):
+                    pending = self._pending(questions, r)
+                    if not pending:
+                        continue
+                    if not self._budget_left():
+                        logger.info("token budget of %s reached; stopping before round %s", cfg.bootstrap.token_budget, r)
+                        break
+                    metrics.ROUND.set(r)
+                    logger.info("round %s: %s pairs x %s samples", r, len(pending), cfg.bootstrap.samples_in_round(r))
+                    if self._writer is not None:
+                        self._writer.flush()
+                    self._writer = self._round_writer(r)
+                    await self._run_round(endpoint, client, verifier, self._writer, r, pending)
         finally:
             await client.aclose()
-            if isinstance(verifier, VerifierClient):
-                await verifier.aclose()
-            await asyncio.to_thread(verifier.close)
-
-    def _open_verifier(self) -> Verifier:
-        """The same judges as the verifier service: over HTTP when an endpoint is set, else in-process."""
-        cfg = self.config
-        return open_verifier(
-            VerifierConfig(
-                workers=cfg.judge_workers, math_timeout_s=cfg.judge_timeout_s, item_deadline_s=2 * cfg.judge_timeout_s + 5
-            ),
-            endpoint=cfg.verifier_endpoint,
-        )
 
     def _work_left(self, questions: list[QuestionRecord]) -> bool:
         """Whether any round still has requests to make (decides if a server is needed)."""
@@ -366,15 +325,13 @@ class GenerationStage:
         return False
 
     # ----- summary ----------------------------------------------------------------------
-    def summarize(self, questions: list[QuestionRecord], elapsed_s: float) -> dict[str, Any]:
+    def summarize(self, questions: list[QuestionRecord], elapsed_s: float) -> GenerateSummary:
         rounds: dict[int, dict[str, int]] = {}
         per_heuristic: dict[str, dict[str, int]] = {h.id: {"samples": 0, "correct": 0} for h in self.heuristics}
         finish: dict[str, int] = {}
-        seen: set[str] = set()
-        for rec in read_shards(self.stage_store, GENERATIONS):
-            if rec["id"] in seen:
-                continue
-            seen.add(rec["id"])
+        samples = 0
+        for rec in iter_generations(self.store, check=False):
+            samples += 1
             stats = rounds.setdefault(int(rec["round"]), {"samples": 0, "correct": 0, "completion_tokens": 0, "requests": 0})
             stats["samples"] += 1
             stats["correct"] += int(bool(rec["correct"]))
@@ -386,84 +343,62 @@ class GenerationStage:
             finish[str(rec.get("finish_reason"))] = finish.get(str(rec.get("finish_reason")), 0) + 1
         pairs = len(questions) * len(self.heuristics)
         solved = len(self.progress.solved_round)
-        return {
-            "questions": len(questions),
-            "heuristics": [h.id for h in self.heuristics],
-            "pairs": pairs,
-            "pairs_solved": solved,
-            "pair_solve_rate": round(solved / pairs, 4) if pairs else 0.0,
-            "questions_solved": len({q for q, _ in self.progress.solved_round}),
-            "samples": len(seen),
-            "correct_samples": sum(r["correct"] for r in rounds.values()),
-            "completion_tokens": sum(r["completion_tokens"] for r in rounds.values()),
-            "rounds": {str(k): v for k, v in sorted(rounds.items())},
-            "rounds_configured": self.config.bootstrap.rounds,
-            "per_heuristic": per_heuristic,
-            "finish_reasons": finish,
-            "token_budget_exhausted": self.progress.budget_exhausted,
-            "this_invocation": {
+        return GenerateSummary(
+            questions=len(questions),
+            heuristics=[h.id for h in self.heuristics],
+            pairs=pairs,
+            pairs_solved=solved,
+            pair_solve_rate=round(solved / pairs, 4) if pairs else 0.0,
+            questions_solved=len({q for q, _ in self.progress.solved_round}),
+            samples=samples,
+            correct_samples=sum(r["correct"] for r in rounds.values()),
+            completion_tokens=sum(r["completion_tokens"] for r in rounds.values()),
+            rounds={str(k): v for k, v in sorted(rounds.items())},
+            rounds_configured=self.config.bootstrap.rounds,
+            per_heuristic=per_heuristic,
+            finish_reasons=finish,
+            token_budget_exhausted=self.progress.budget_exhausted,
+            this_invocation={
                 "elapsed_s": round(elapsed_s, 2),
                 "new_completion_tokens": self.progress.new_tokens,
                 "completion_tokens_per_s": round(self.progress.new_tokens / elapsed_s, 2) if elapsed_s > 0 else 0.0,
             },
-        }
+        )
 
     # ----- entry ------------------------------------------------------------------------
-    def log_dir(self) -> Path:
-        if isinstance(self.store, LocalStore):
-            return Path(self.store.uri()) / "logs"
-        return Path.cwd() / "polya-logs"
-
     def run(self, endpoint: Endpoint | None = None) -> GenerateOutputs:
         cfg = self.config
         self._check_identity()
         questions = self._questions()
         self._load_existing()
-        manifest = RunManifest.load_or_create(self.store)
-        manifest.start_stage(STAGE, cfg.model_dump(mode="json"))
         if cfg.metrics_port is not None:
             from prometheus_client import start_http_server
 
             start_http_server(cfg.metrics_port)
         started = time.monotonic()
-        try:
-            if self._work_left(questions):
-                if cfg.verifier_endpoint:
-                    with VerifierClient(cfg.verifier_endpoint) as probe:
-                        probe.health()  # an unreachable verifier fails here, before a model server starts
-                with contextlib.ExitStack() as stack:
-                    if endpoint is None:
-                        endpoint = stack.enter_context(open_endpoint(cfg.server, self.log_dir()))
-                    asyncio.run(self._generate(endpoint, questions))
-            else:
-                logger.info("nothing left to generate in %s", self.stage_store.uri())
-        except BaseException as exc:
-            self._flush()
-            manifest.fail_stage(STAGE, f"{type(exc).__name__}: {exc}")
-            raise
-        self._flush()
-        summary = self.summarize(questions, time.monotonic() - started)
-        self.stage_store.write_json("summary.json", summary)
-        artifacts = [f"{STAGE}/{p}" for p in ("config.json", "questions.jsonl", "summary.json")]
-        artifacts += [f"{STAGE}/{p}" for p in self.stage_store.list(GENERATIONS)]
-        manifest.finish_stage(STAGE, artifacts, outputs={k: summary[k] for k in ("samples", "correct_samples", "pairs_solved", "pairs")})
+        with record_stage(self.store, STAGE, cfg.model_dump(mode="json")) as record:
+            try:
+                if self._work_left(questions):
+                    cfg.check_verifier()  # an unreachable verifier fails here, before a model server starts
+                    with contextlib.ExitStack() as stack:
+                        if endpoint is None:
+                            endpoint = stack.enter_context(open_endpoint(cfg.server, self.layout.log_dir()))
+                        asyncio.run(self._generate(endpoint, questions))
+                else:
+                    logger.info("nothing left to generate in %s", self.layout.uri(STAGE))
+            finally:
+                self._flush()
+            summary = self.summarize(questions, time.monotonic() - started)
+            self.store.write_json(self.paths.summary, summary.dump())
+            record.artifacts = [self.paths.config, self.paths.questions, self.paths.summary, *self.store.list(self.paths.generations)]
+            record.outputs = {k: getattr(summary, k) for k in ("samples", "correct_samples", "pairs_solved", "pairs")}
         logger.info(
             "generated %s samples (%s correct); %s/%s (question, heuristic) pairs solved",
-            summary["samples"], summary["correct_samples"], summary["pairs_solved"], summary["pairs"],
+            summary.samples, summary.correct_samples, summary.pairs_solved, summary.pairs,
         )
-        return GenerateOutputs(cfg.run_dir, self.stage_store.uri(), f"{STAGE}/{GENERATIONS}", summary)
+        return GenerateOutputs(cfg.run_dir, self.layout.uri(STAGE), self.paths.generations, summary.dump())
 
 
 def run(config: GenerateConfig, endpoint: Endpoint | None = None) -> GenerateOutputs:
     """Run (or resume) the generation stage. Pass ``endpoint`` to reuse a running server."""
     return GenerationStage(config).run(endpoint)
-
-
-def iter_generations(run_dir: str) -> Iterator[dict[str, Any]]:
-    """Every stored generation record of a run, deduplicated, in write order."""
-    stage_store = open_store(run_dir).child(STAGE)
-    seen: set[str] = set()
-    for rec in read_shards(stage_store, GENERATIONS):
-        if rec["id"] not in seen:
-            seen.add(rec["id"])
-            yield rec

@@ -9,7 +9,7 @@ prompt condition for self-generated solutions: an instruction plus worked few-sh
 ['analogy', 'working_backward']
 
 Everything a user can get wrong in a catalog file (bad YAML, an unknown key, a duplicate id, an
-exemplar without a ``\\boxed{}`` answer) raises :class:`~polya.errors.ConfigError` naming the file,
+exemplar without a ``\\boxed{}`` answer) raises :class:`~polya.core.errors.ConfigError` naming the file,
 the heuristic (index and id) and the field.
 """
 
@@ -20,7 +20,7 @@ import logging
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator
 
 import yaml
 from pydantic import (
@@ -34,7 +34,8 @@ from pydantic import (
     model_validator,
 )
 
-from polya.errors import ConfigError
+from polya.core.config import not_empty
+from polya.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Heuristic(BaseModel):
     name: str = Field(description="Human-readable name.")
     description: str = Field(description="What the heuristic is, with Pólya's source idea.")
     instruction: str = Field(description="Prompt text telling the model to solve the problem with this heuristic.")
-    exemplars: list[Exemplar] = Field(description="Worked few-shot examples (at least one).")
+    exemplars: Annotated[list[Exemplar], not_empty("at least one exemplar is required")] = Field(description="Worked few-shot examples (at least one).")
     tags: list[str] = Field(default_factory=list, description="Optional free-form labels.")
 
     @field_validator("id")
@@ -131,13 +132,6 @@ class Heuristic(BaseModel):
     def _text_non_blank(cls, v: str, info: ValidationInfo) -> str:
         return _non_blank(v, info.field_name)
 
-    @field_validator("exemplars")
-    @classmethod
-    def _at_least_one_exemplar(cls, v: list[Exemplar]) -> list[Exemplar]:
-        if not v:
-            raise ValueError("at least one exemplar is required")
-        return v
-
 
 class HeuristicCatalog(BaseModel):
     """An ordered, validated set of heuristics plus the shared system prompt and answer format."""
@@ -149,7 +143,9 @@ class HeuristicCatalog(BaseModel):
     answer_format: str = Field(
         description="Sentence appended to every user turn asking for the final answer in \\boxed{}."
     )
-    heuristics: list[Heuristic] = Field(description="The heuristics, in catalog order.")
+    heuristics: Annotated[list[Heuristic], not_empty("the catalog must define at least one heuristic")] = Field(
+        description="The heuristics, in catalog order."
+    )
     _source: str = PrivateAttr(default="<memory>")
 
     @field_validator("version")
@@ -169,13 +165,6 @@ class HeuristicCatalog(BaseModel):
     def _answer_format_mentions_boxed(cls, v: str) -> str:
         if "\\boxed" not in v:
             raise ValueError("answer_format must ask for the final answer in \\boxed{}")
-        return v
-
-    @field_validator("heuristics")
-    @classmethod
-    def _non_empty(cls, v: list[Heuristic]) -> list[Heuristic]:
-        if not v:
-            raise ValueError("the catalog must define at least one heuristic")
         return v
 
     @model_validator(mode="after")
@@ -278,6 +267,13 @@ class HeuristicCatalog(BaseModel):
             )
         return [h for h in self.heuristics if h.id in wanted]
 
+    def digest(self) -> str:
+        """A short fingerprint of the catalog's content: an edited catalog means other prompts, so
+        stages that build prompts from it (generate, select, eval) put this in their identity."""
+        from polya.core.digest import short_digest
+
+        return short_digest(self.model_dump(mode="json"))
+
     def __len__(self) -> int:
         return len(self.heuristics)
 
@@ -359,3 +355,7 @@ def _format_errors(source: str, data: Any, errors: list[Any]) -> str:
         else:
             lines.append(f"  {msg}")
     return "\n".join(lines)
+
+
+HeuristicIds = Annotated[list[str], not_empty("heuristics must name at least one heuristic id, or [all]")]
+"""A setting that picks heuristics from a catalog by id (``[all]``: every one)."""

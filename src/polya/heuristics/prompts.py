@@ -16,11 +16,10 @@ prompt's last user turn is exactly the plain one with the instruction in front o
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Sequence
 
-from polya.errors import ConfigError, DataError
+from polya.core.digest import digest
+from polya.core.errors import ConfigError, DataError
 from polya.heuristics.catalog import Exemplar, Heuristic, HeuristicCatalog
 
 FINGERPRINT_LENGTH = 16
@@ -81,7 +80,24 @@ def build_messages(
     return messages
 
 
+def plain_messages(
+    question: str, catalog: HeuristicCatalog, *, system_prompt: str | None = None, answer_format: str | None = None
+) -> list[dict[str, str]]:
+    """The plain zero-shot prompt evaluation and RL ask with: no heuristic, no exemplars.
+
+    ``system_prompt`` / ``answer_format`` replace the catalog's; an empty string leaves that part
+    out. With neither given this is exactly ``build_messages(question, None, catalog, num_exemplars=0)``.
+    """
+    if not isinstance(question, str) or not question.strip():
+        raise DataError("cannot build a prompt for an empty question")
+    system = catalog.system_prompt if system_prompt is None else system_prompt
+    answer = catalog.answer_format if answer_format is None else answer_format
+    messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
+    content = user_turn(question, answer) if answer.strip() else f"Problem: {question.strip()}"
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
 def prompt_fingerprint(messages: Sequence[dict[str, str]]) -> str:
     """Short, stable id of an exact prompt: sha256 of its canonical JSON, first 16 hex characters."""
-    canonical = json.dumps(list(messages), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]
+    return digest(list(messages), FINGERPRINT_LENGTH)

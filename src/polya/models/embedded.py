@@ -13,7 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
+from polya.core.layout import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +24,6 @@ EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CHECKPOINT_DIR = "smollm2-135m-instruct"
 _COMPLETE_MARKER = ".polya-complete"
-
-
-def cache_dir() -> Path:
-    """Root of polya's on-disk cache (converted checkpoints)."""
-    root = os.environ.get("POLYA_CACHE_DIR") or os.path.join(Path.home(), ".cache", "polya")
-    return Path(root)
 
 
 def _gguf_path() -> Path:
@@ -87,21 +82,3 @@ def ensure_embedded_checkpoint(target: Path | None = None) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def resolve_model(model: str) -> str:
-    """Map a config's ``model`` value to something vLLM/transformers can load.
-
-    ``embedded:smollm2-135m-instruct`` becomes the cached converted checkpoint; an existing local
-    directory is returned as an absolute path; anything else is taken as an HF hub id.
-    """
-    if model == EMBEDDED_MODEL:
-        return str(ensure_embedded_checkpoint())
-    if model.startswith("embedded:"):
-        raise ConfigError(f"unknown embedded model '{model}'; the embedded model is '{EMBEDDED_MODEL}'")
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"model directory {path} has no config.json; point to an HF checkpoint directory")
-        return str(path.resolve())
-    return model

@@ -2,7 +2,7 @@
 
 These settings are fixed when the pipeline is compiled: images, the GPU node pool (resource
 name, node selector, tolerations), the MinIO secret, where checkpoints live, how many nodes the
-SFT and RL stages use and which arms are wired in. What a person changes per run (model, data,
+SFT and RL stages use and which arms are built (the same arm names as ``polya run``). What a person changes per run (model, data,
 heuristics, n, rounds, budgets, RL settings, benchmarks) are the pipeline's run-time parameters,
 documented in ``pipelines/polya.py``.
 """
@@ -10,12 +10,18 @@ documented in ``pipelines/polya.py``.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.config.base import StageConfig
-from polya.select.config import ARMS
+from polya.core.config import StageConfig, http_url
+from polya.experiment.arms import check_arms, valid_arm_names
+
+PIPELINE_ARMS = ("base", "rl", "polya_sft", "polya_sft_rl", "star_sft", "star_sft_rl")
+"""The arms the pipeline builds by default: the paper's comparison of base, vanilla RL, Pólya and STaR (each SFT and SFT + RL)."""
+
+REPORT_SLOTS = 12
+"""Evaluation artifacts the report component takes (KFP passes no lists of artifacts between tasks)."""
 
 IMAGE_TAG = "0.1.0"
 """Tag of the images ``scripts/build-images.sh`` builds (and the Helm chart assumes)."""
@@ -69,7 +75,7 @@ class GpuPoolConfig(StageConfig):
 class S3Config(StageConfig):
     """MinIO (or any S3 server): credentials come from a Kubernetes Secret, never from the pipeline spec."""
 
-    endpoint: str = Field(default="http://polya-minio:9000", description="S3 endpoint URL seen from inside the cluster (sets POLYA_S3_ENDPOINT).")
+    endpoint: Annotated[str, http_url("http://polya-minio:9000")] = Field(default="http://polya-minio:9000", description="S3 endpoint URL seen from inside the cluster (sets POLYA_S3_ENDPOINT).")
     secret_name: str = Field(default="polya-minio", description="Kubernetes Secret holding the access and secret keys.")
     access_key_key: str = Field(default="rootUser", description="Key in the Secret of the access key (becomes AWS_ACCESS_KEY_ID); the chart's MinIO Secret calls it rootUser.")
     secret_key_key: str = Field(default="rootPassword", description="Key in the Secret of the secret key (becomes AWS_SECRET_ACCESS_KEY); the chart's MinIO Secret calls it rootPassword.")
@@ -77,13 +83,6 @@ class S3Config(StageConfig):
         default="s3://polya/pipeline-runs",
         description="s3:// prefix under which multi-node jobs exchange datasets and checkpoints (one folder per pipeline run and task).",
     )
-
-    @field_validator("endpoint")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("s3.endpoint must be an http:// or https:// URL such as http://polya-minio:9000")
-        return value.rstrip("/")
 
     @field_validator("staging_uri")
     @classmethod
@@ -158,13 +157,14 @@ class PipelineBuildConfig(StageConfig):
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig, description="Where checkpoints live.")
     generate: GenerateTaskConfig = Field(default_factory=GenerateTaskConfig, description="The generate task.")
     sft: SftTaskConfig = Field(default_factory=SftTaskConfig, description="The SFT tasks (one per arm).")
-    rl: RlTaskConfig = Field(default_factory=RlTaskConfig, description="The RL tasks (one per arm, plus vanilla RL).")
+    rl: RlTaskConfig = Field(default_factory=RlTaskConfig, description="The RL tasks (one per *rl arm).")
     eval: TaskResources = Field(
         default_factory=lambda: {"gpus": 1, "cpu": "8", "memory": "32Gi"}, validate_default=True, description="The eval tasks (vLLM sampling on GPU)."
     )
-    arms: list[str] = Field(default_factory=lambda: ["polya", "star"], description=f"SFT datasets to mid-train on, each followed by RL and eval; from: {', '.join(ARMS)}.")
-    vanilla_rl: bool = Field(default=True, description="Also run RL straight from the base model (the paper's vanilla RL arm).")
-    base_eval: bool = Field(default=True, description="Also evaluate the base model (the zero-shot arm).")
+    arms: list[str] = Field(
+        default_factory=lambda: list(PIPELINE_ARMS),
+        description=f"Arms to build and evaluate, named as in polya run: base, rl, <dataset>_sft, <dataset>_sft_rl ({', '.join(valid_arm_names())}); at most {REPORT_SLOTS}.",
+    )
     verifier_endpoint: str | None = Field(default=None, description="A running verifier service (e.g. the chart's http://polya-verifier:8080) the stages judge on; unset: in-process judges.")
     namespace: str | None = Field(default=None, description="Namespace of the PyTorchJobs / RayJobs; unset: the task pod's own namespace.")
     service_account: str | None = Field(default=None, description="Service account of the job pods; unset: the namespace default.")
@@ -174,12 +174,9 @@ class PipelineBuildConfig(StageConfig):
     @field_validator("arms")
     @classmethod
     def _known_arms(cls, value: list[str]) -> list[str]:
-        value = list(dict.fromkeys(value))
-        bad = [a for a in value if a not in ARMS]
-        if bad:
-            raise ValueError(f"unknown arm(s) {bad}; valid arms: {', '.join(ARMS)}")
-        if len(value) > 5:
-            raise ValueError("at most 5 arms fit the report task (12 evaluation slots: base, vanilla RL, and SFT + RL per arm)")
+        value = check_arms(value)
+        if len(value) > REPORT_SLOTS:
+            raise ValueError(f"at most {REPORT_SLOTS} arms fit the report task's evaluation slots, got {len(value)}")
         return value
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, TextIO
 
-from polya.errors import PolyaError
+from polya.core.errors import PolyaError
 from polya.pipeline.config import GpuPoolConfig, S3Config
 
 logger = logging.getLogger(__name__)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
-from polya.errors import ConfigError, PolyaError
+from polya.core.errors import ConfigError, PolyaError
 from polya.pipeline.config import PipelineBuildConfig
 from polya.pipeline.loader import PIPELINES, load_pipeline_module
 
@@ -111,6 +112,61 @@ def submit_pipeline(
     return out
 
 
+@contextlib.contextmanager
+def local_optional_parameters() -> Iterator[None]:
+    """Let ``kfp.local`` pass an unset optional parameter (``Optional[int] = None``) as None.
+
+    The pipelines' optional parameters (``sft_max_steps``, ``data_limit``, ...) compile to valid IR
+    that a KFP backend runs, but ``kfp.local`` (2.17) fails on an unset number: it reads the absent
+    default as an unknown value, cannot write None into an executor input and calls ``int(None)``.
+    These three small wrappers, active only during :func:`run_local`, give None the meaning the
+    backend gives it: the component's argument is None.
+    """
+    from google.protobuf import struct_pb2
+    from kfp.compiler import pipeline_spec_builder
+    from kfp.local import executor_input_utils, executor_output_utils
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    to_value, to_python, to_dict = (
+        pipeline_spec_builder.to_protobuf_value, executor_output_utils.pb2_value_to_python, executor_input_utils.executor_input_to_dict
+    )
+    integer = pipeline_spec_pb2.ParameterType.ParameterTypeEnum.NUMBER_INTEGER
+
+    def value_or_null(value: Any) -> Any:
+        return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE) if value is None else to_value(value)
+
+    def python_or_none(value: Any) -> Any:
+        return None if value.WhichOneof("kind") is None else to_python(value)
+
+    def dict_without_int_none(executor_input: Any, component_spec: Any) -> dict[str, Any]:
+        nulls = {
+            name for name, spec in component_spec.input_definitions.parameters.items()
+            if spec.parameter_type == integer and executor_input.inputs.parameter_values[name].WhichOneof("kind") in (None, "null_value")
+        } if executor_input.inputs.parameter_values else set()
+        for name in nulls:
+            executor_input.inputs.parameter_values[name].null_value = struct_pb2.NULL_VALUE
+        kept = {name: spec for name, spec in component_spec.input_definitions.parameters.items() if name not in nulls}
+        view = pipeline_spec_pb2.ComponentSpec()
+        view.CopyFrom(component_spec)
+        view.input_definitions.ClearField("parameters")
+        for name, spec in kept.items():
+            view.input_definitions.parameters[name].CopyFrom(spec)
+        out = to_dict(executor_input, view)
+        for name in nulls:
+            out["inputs"]["parameterValues"][name] = None
+        return out
+
+    pipeline_spec_builder.to_protobuf_value = value_or_null
+    executor_output_utils.pb2_value_to_python = python_or_none
+    executor_input_utils.executor_input_to_dict = dict_without_int_none
+    try:
+        yield
+    finally:
+        pipeline_spec_builder.to_protobuf_value = to_value
+        executor_output_utils.pb2_value_to_python = to_python
+        executor_input_utils.executor_input_to_dict = to_dict
+
+
 def run_local(name: str, arguments: Mapping[str, Any] | None = None, build: PipelineBuildConfig | None = None,
               pipeline_root: str | Path = "runs/kfp-local", enable_caching: bool = False) -> dict[str, Any]:
     """Run the pipeline here with ``kfp.local.SubprocessRunner`` in this Python environment.
@@ -130,7 +186,8 @@ def run_local(name: str, arguments: Mapping[str, Any] | None = None, build: Pipe
     before = {p.name for p in root.iterdir()}
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching, raise_on_error=True)
     try:
-        pipeline(**arguments)
+        with local_optional_parameters():
+            pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError naming the failed task
         raise PolyaError(f"local run of pipeline {name} failed: {exc}") from exc
     new = sorted((p for p in root.iterdir() if p.name not in before and p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 
 COMPONENTS = ("data", "generate", "select", "sft", "rl", "eval", "report")
 """One component per stage; the folder name under ``components/``."""

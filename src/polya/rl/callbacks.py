@@ -22,17 +22,15 @@ Prometheus (scraped from ``metrics_port`` of the first worker): ``polya_rl_rewar
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import Counter, Gauge
-from transformers import TrainerCallback
 
 from polya.rl.trainer import REWARD_KEY, ROLLOUT_KEY
+from polya.training.callbacks import MetricsCallback, rounded, set_gauge
 
 logger = logging.getLogger(__name__)
 
@@ -56,25 +54,20 @@ StatsFn = Callable[[int], dict[str, int]]
 """Returns the reward worker's counters for one step."""
 
 
-class RlMetricsCallback(TrainerCallback):
+class RlMetricsCallback(MetricsCallback):
     """Write ``metrics.jsonl`` and set the Prometheus metrics (see the module docstring)."""
 
     def __init__(self, path: Path, stats: StatsFn | None = None, correct_weight: float = 1.0):
-        self.path = Path(path)
+        super().__init__(path)
         self.stats = stats
         self.correct_weight = correct_weight
-        self.records: list[dict[str, Any]] = []
         self._step_started = 0.0
         self._step_times: list[float] = []
         self._last_logged_step = 0
-        self._last_tokens = 0
-        self._last_time = 0.0
-        self._start = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._start = self._last_time = time.monotonic()
+        super().on_train_begin(args, state, control, **kwargs)
         self._last_logged_step = state.global_step
-        self._last_tokens = int(state.num_input_tokens_seen or 0)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._step_started = time.monotonic()
@@ -96,36 +89,31 @@ class RlMetricsCallback(TrainerCallback):
         verdicts = verifier.get("verdicts", 0)
         record: dict[str, Any] = {
             "step": step,
-            "epoch": _round(state.epoch, 4),
-            "reward_mean": _round(logs.get("reward"), 6),
-            "reward_std": _round(logs.get("reward_std"), 6),
-            "accuracy": round(verifier["correct"] / verdicts, 6) if verdicts else _round(logs.get("rewards/correctness/mean"), 6),
+            "epoch": rounded(state.epoch, 4),
+            "reward_mean": rounded(logs.get("reward"), 6),
+            "reward_std": rounded(logs.get("reward_std"), 6),
+            "accuracy": round(verifier["correct"] / verdicts, 6) if verdicts else rounded(logs.get("rewards/correctness/mean"), 6),
             "answer_found": round(verifier.get("answer_found", 0) / verdicts, 6) if verdicts else None,
-            "kl": _round(logs.get("kl"), 6),
-            "entropy": _round(logs.get("entropy"), 6),
-            "response_length": _round(logs.get("completions/mean_length"), 3),
-            "clip_fraction": _round(logs.get("clip_ratio/region_mean"), 6),
-            "frac_reward_zero_std": _round(logs.get("frac_reward_zero_std"), 6),
+            "kl": rounded(logs.get("kl"), 6),
+            "entropy": rounded(logs.get("entropy"), 6),
+            "response_length": rounded(logs.get("completions/mean_length"), 3),
+            "clip_fraction": rounded(logs.get("clip_ratio/region_mean"), 6),
+            "frac_reward_zero_std": rounded(logs.get("frac_reward_zero_std"), 6),
             "tokens": tokens,
             "tokens_per_s": round((tokens - self._last_tokens) / interval, 2),
             "step_s": round(step_s, 4),
-            "rollout_s": _round(rollout_s, 4),
+            "rollout_s": rounded(rollout_s, 4),
             "learner_s": round(step_s - rollout_s, 4) if rollout_s is not None else None,
-            "reward_s": _round(logs.get(REWARD_KEY), 4),
+            "reward_s": rounded(logs.get(REWARD_KEY), 4),
             "learning_rate": logs.get("learning_rate"),
-            "grad_norm": _round(logs.get("grad_norm"), 6),
-            "loss": _round(logs.get("loss"), 6),
+            "grad_norm": rounded(logs.get("grad_norm"), 6),
+            "loss": rounded(logs.get("loss"), 6),
             "verifier": verifier,
-            "elapsed_s": round(now - self._start, 3),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         self._export(record, steps_done, verdicts)
         self._last_logged_step, self._last_tokens, self._last_time = step, tokens, now
         self._step_times.clear()
-        self.records.append(record)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self.log.append(record)
         logger.info(
             "step %s: reward %.3f (std %.3f), accuracy %s, %s tokens/s, step %.1fs (rollout %.1fs)",
             step, record["reward_mean"] or 0.0, record["reward_std"] or 0.0, record["accuracy"], record["tokens_per_s"],
@@ -148,9 +136,7 @@ class RlMetricsCallback(TrainerCallback):
             (TOKENS_PER_SECOND, "tokens_per_s"), (STEP_SECONDS, "step_s"), (ROLLOUT_SECONDS, "rollout_s"),
             (LEARNER_SECONDS, "learner_s"), (GLOBAL_STEP, "step"),
         ):
-            value = record.get(key)
-            if isinstance(value, (int, float)):
-                gauge.set(float(value))
+            set_gauge(gauge, record.get(key))
         if record.get("kl") is None:
             KL.set(0.0)
         STEPS.inc(steps_done)
@@ -160,6 +146,3 @@ class RlMetricsCallback(TrainerCallback):
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
-
-def _round(value: Any, digits: int) -> Any:
-    return round(float(value), digits) if isinstance(value, (int, float)) else value

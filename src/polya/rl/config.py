@@ -16,33 +16,28 @@ Two presets fill every setting the user did not give:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from polya.config.base import StageConfig, deep_merge
+from polya.core.config import StageConfig, http_url, location
+from polya.core.layout import RunLayout, TrainingLayout
 from polya.data.config import DataConfig
-from polya.models.embedded import EMBEDDED_MODEL
-from polya.sft.config import DEEPSPEED_PRESETS, check_deepspeed, check_run_dir
+from polya.training.config import TrainingConfig
 
 STAGE = "rl"
 
-OPERATIONAL_FIELDS = frozenset(
-    {
-        "save_steps", "save_total_limit", "logging_steps", "metrics_port", "progress", "local_dir", "resume",
-        "ray_address", "num_workers", "cpus_per_worker", "torch_threads", "reward", "preset",
-    }
-)
-"""Settings that may change between a run and its resumption (they do not change what is trained).
-
-``num_workers`` is among them only in the sense that the *global* batch is what is trained; the
-per-worker share is derived. ``reward`` holds where the verifier runs, not what it rewards; the
-reward weights are checked separately (:meth:`RlConfig.identity`).
-"""
+GRPO_OPTIMIZER: dict[str, Any] = {"learning_rate": 1e-6, "lr_scheduler": "constant", "warmup_ratio": 0.0, "epochs": 1.0, "logging_steps": 1}
+"""GRPO's usual optimizer setting (TRL's and verl's defaults): small constant learning rate, no warm-up, one pass."""
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {},
+    "cpu": {
+        **GRPO_OPTIMIZER,
+        "max_steps": 8,
+        "save_steps": 4,
+    },
     "paper": {
+        **GRPO_OPTIMIZER,
         "data": {
             "source": "hf:open-r1/DAPO-Math-17k-Processed",
             "subset": "en",
@@ -52,14 +47,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 512,
         "max_prompt_length": 1024,
         "max_completion_length": 3072,
-        "epochs": 1.0,
         "max_steps": None,
         "beta": 0.0,
         "epsilon": 0.2,
         "epsilon_high": 0.28,
         "loss_type": "dapo",
-        "learning_rate": 1e-6,
-        "warmup_ratio": 0.0,
         "temperature": 1.0,
         "use_gpu": True,
         "num_workers": 8,
@@ -72,23 +64,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "torch_threads": 0,
     },
 }
-"""Values each preset puts under the user's settings (the user's win); ``cpu`` is the field defaults.
+"""Values each preset puts under the user's settings (the user's win); the other fields keep their defaults.
 
-The paper reports group size, lengths, no KL, one epoch of DAPO-Math-17K and verl with vLLM; the
+Both start from :data:`GRPO_OPTIMIZER`; ``cpu`` adds budgets a CPU finishes in minutes. The paper reports group size, lengths, no KL, one epoch of DAPO-Math-17K and verl with vLLM; the
 batch size, learning rate and clipping are not public: 512 completions (32 prompts x 16) per step,
 1e-6 and DAPO's clip-higher (0.2 / 0.28) with token-level loss are verl's DAPO recipe values.
 """
 
 
 class RewardConfig(StageConfig):
-    """How completions are rewarded: the verifier's math verdict, plus an optional format reward."""
+    """How completions are rewarded: the verifier's math verdict, plus an optional format reward.
+
+    Every field but where and how the verifier runs is part of the RL identity, so a new reward
+    weight decides what is trained (a resumed run with another weight is refused).
+    """
+
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset({"verifier_endpoint", "verifier_workers", "verifier_cpus", "item_deadline_s"})
 
     correct: float = Field(default=1.0, gt=0.0, le=100.0, description="Reward for an answer the verifier judges correct (incorrect: 0).")
     format: float = Field(
         default=0.0, ge=0.0, le=100.0,
         description="Extra reward when the verifier finds a final answer statement (\\boxed{}, 'The answer is ...'), right or wrong; 0: off (the paper's setting).",
     )
-    verifier_endpoint: str | None = Field(
+    verifier_endpoint: Annotated[str | None, http_url("http://verifier:8080")] = Field(
         default=None,
         description="URL of a running verifier service (polya serve-verifier), e.g. http://verifier:8080; unset: an in-process judge pool inside the reward worker.",
     )
@@ -97,15 +95,6 @@ class RewardConfig(StageConfig):
         default=1.0, ge=0.0, le=512.0, description="CPUs the reward worker (a Ray actor) reserves in the cluster; 0: it shares the learners' CPUs."
     )
     item_deadline_s: float = Field(default=30.0, gt=5.0, le=3600.0, description="Hard limit in seconds on judging one completion (in-process pool).")
-
-    @field_validator("verifier_endpoint")
-    @classmethod
-    def _endpoint(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"verifier_endpoint must be an http:// or https:// URL such as http://verifier:8080, got {value!r}")
-        return value.rstrip("/")
 
 
 class RolloutConfig(StageConfig):
@@ -127,22 +116,21 @@ class RolloutConfig(StageConfig):
     server_timeout_s: float = Field(default=600.0, gt=0.0, description="Seconds the learners wait for the rollout server to come up.")
 
 
-class RlConfig(StageConfig):
+class RlConfig(TrainingConfig):
     """GRPO with verifiable rewards: TRL's GRPOTrainer in Ray Train workers, rewards from the verifier."""
+
+    PRESETS = PRESETS
+    OPERATIONAL: ClassVar[frozenset[str]] = TrainingConfig.OPERATIONAL | {"ray_address", "num_workers", "cpus_per_worker", "torch_threads", "preset"}
+    """``num_workers`` may change: the *global* batch is what is trained; the per-worker share is derived."""
 
     preset: Literal["cpu", "paper"] = Field(
         default="cpu",
-        description="Defaults to start from: cpu (2 CPU workers, embedded model, short sequences) or paper (group 16, 1024/3072 tokens, no KL, GPUs, vLLM, ZeRO-3). Settings you give win.",
+        description="Defaults to start from: cpu (learning rate 1e-6 constant, 8 steps, 2 CPU workers, embedded model, short sequences) or paper (group 16, 1024/3072 tokens, no KL, GPUs, vLLM, ZeRO-3). Settings you give win.",
     )
-    run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI; output defaults to <run_dir>/rl.")
-    model: str = Field(
-        default=EMBEDDED_MODEL,
-        description=f"Policy to train: '{EMBEDDED_MODEL}', an HF hub id, a local checkpoint directory (e.g. <run_dir>/sft/polya/final) or an s3:// URI of one.",
-    )
-    output: str | None = Field(default=None, description="Where checkpoints, final/, metrics and the summary go (local path or s3:// URI); default <run_dir>/rl.")
-    local_dir: str | None = Field(
-        default=None,
-        description="Local folder the learners write to when output is s3:// (checkpoints are uploaded from it); default $POLYA_CACHE_DIR/rl/<digest of output>.",
+    start: str = Field(
+        default="base",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        description="The arm the policy comes from (base, or <dataset>_sft after SFT); names the output folder <run_dir>/rl/<start>.",
     )
     data: DataConfig = Field(
         default_factory=lambda: DataConfig(synthetic={"count": 64, "difficulties": [1]}),
@@ -163,13 +151,6 @@ class RlConfig(StageConfig):
     max_completion_length: int = Field(default=128, ge=1, le=1_048_576, description="Most tokens generated per completion.")
     temperature: float = Field(default=1.0, gt=0.0, le=10.0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling of the rollouts (1: off).")
-    epochs: float = Field(default=1.0, gt=0.0, le=1000.0, description="Passes over the questions (ignored when max_steps is set).")
-    max_steps: int | None = Field(default=8, ge=1, description="Stop after this many optimizer steps (overrides epochs); unset: train for epochs.")
-    learning_rate: float = Field(default=1e-6, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
-    lr_scheduler: Literal["constant", "constant_with_warmup", "cosine", "linear"] = Field(default="constant", description="Learning-rate schedule.")
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0, description="Fraction of the steps spent warming the learning rate up from 0.")
-    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
-    max_grad_norm: float = Field(default=1.0, gt=0.0, description="Clip the gradient norm to this value.")
     beta: float = Field(
         default=0.0, ge=0.0, le=100.0,
         description="KL coefficient against the reference (initial) policy; 0 (the paper's setting): no KL term and no reference model is loaded.",
@@ -185,7 +166,7 @@ class RlConfig(StageConfig):
     num_iterations: int = Field(default=1, ge=1, le=64, description="Optimizer passes over each generated batch (mu in the GRPO paper).")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="The reward: verifier verdicts and the optional format reward.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The rollout engine (HF generate on CPU, vLLM on GPUs).")
-    ray_address: str | None = Field(
+    ray_address: Annotated[str | None, location("an address such as ray://head:10001 or auto")] = Field(
         default=None,
         description="Ray cluster to run on (ray://head:10001 or auto, e.g. a KubeRay cluster); unset: start a local Ray cluster in this process.",
     )
@@ -193,50 +174,6 @@ class RlConfig(StageConfig):
     use_gpu: bool = Field(default=False, description="Give each learner worker a GPU (NCCL); false: CPU workers over gloo.")
     cpus_per_worker: float = Field(default=1.0, gt=0.0, le=512.0, description="CPUs each learner worker reserves.")
     torch_threads: int = Field(default=1, ge=0, le=512, description="torch threads per learner worker (0: torch's default); 1 keeps CPU workers from fighting for cores.")
-    deepspeed: str | None = Field(
-        default=None,
-        description=f"DeepSpeed ZeRO config for the learners (GPUs only): one of {', '.join(DEEPSPEED_PRESETS)} (configs/deepspeed/) or a JSON file; unset: plain DDP.",
-    )
-    bf16: Literal["auto", "on", "off"] = Field(default="auto", description="bfloat16 mixed precision; auto: on with use_gpu, off on CPU.")
-    dtype: Literal["float32", "bfloat16", "auto"] = Field(default="float32", description="dtype the policy is loaded and updated in.")
-    gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass (less memory, more compute).")
-    save_steps: int = Field(default=4, ge=1, description="Save a resumable checkpoint-N (HF model + optimizer state) every this many steps.")
-    save_total_limit: int | None = Field(default=2, ge=1, description="Keep at most this many checkpoint-N folders (oldest deleted, in the store too); unset: keep all.")
-    logging_steps: int = Field(default=1, ge=1, description="Write metrics every this many steps.")
-    seed: int = Field(default=0, description="Seed for data order, sampling and initialisation.")
-    resume: Literal["auto", "off"] = Field(
-        default="auto",
-        description="auto: continue from the last complete checkpoint in output, or return at once when output holds a finished run with the same settings; off: start over (earlier checkpoints deleted).",
-    )
-    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve Prometheus metrics from the first learner worker on this port (unset: off).")
-    progress: bool = Field(default=True, description="Show a progress bar.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_preset(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        name = data.get("preset", "cpu")
-        if name not in PRESETS:
-            return data  # the Literal check names the valid presets
-        return deep_merge(PRESETS[name], data)
-
-    @field_validator("run_dir")
-    @classmethod
-    def _run_dir(cls, value: str) -> str:
-        return check_run_dir(value)
-
-    @field_validator("output", "local_dir", "ray_address")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must be a path / address, or unset (null) for the default")
-        return value.rstrip("/") if value else value
-
-    @field_validator("deepspeed")
-    @classmethod
-    def _deepspeed(cls, value: str | None) -> str | None:
-        return check_deepspeed(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "RlConfig":
@@ -254,25 +191,15 @@ class RlConfig(StageConfig):
             raise ValueError(f"deepspeed ({self.deepspeed}) needs use_gpu true; unset deepspeed for CPU workers (DDP over gloo)")
         if self.rollout.engine == "vllm" and not self.use_gpu:
             raise ValueError("rollout.engine vllm needs use_gpu true; use rollout.engine hf (or auto) for CPU workers")
-        if self.local_dir is not None and self.local_dir.startswith("s3://"):
-            raise ValueError("local_dir must be a local folder, not an s3:// URI")
         if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
             raise ValueError(f"epsilon_high ({self.epsilon_high}) must be >= epsilon ({self.epsilon})")
         return self
 
     # ----- derived ------------------------------------------------------------------------
     @property
-    def output_uri(self) -> str:
-        """Where the stage's results go (``<run_dir>/rl`` unless ``output`` is set)."""
-        return self.output or f"{self.run_dir}/{STAGE}"
-
-    @property
-    def manifest_stage(self) -> str:
-        """The stage's name in the run manifest: ``rl``, or ``rl/<name>`` when output is ``<run_dir>/rl/<name>`` (one record per RL arm)."""
-        prefix = f"{self.run_dir}/{STAGE}/"
-        if self.output and self.output.startswith(prefix) and self.output[len(prefix):]:
-            return f"{STAGE}/{self.output[len(prefix):]}"
-        return STAGE
+    def layout(self) -> TrainingLayout:
+        """``<run_dir>/rl/<start>``: one output folder (and manifest record) per RL arm."""
+        return RunLayout.rl(self.start)
 
     @property
     def rollout_engine(self) -> Literal["hf", "vllm"]:
@@ -290,13 +217,6 @@ class RlConfig(StageConfig):
     def per_worker_batch(self) -> int:
         """Completions each learner worker trains on per step."""
         return self.batch_size // self.num_workers
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that decide what is trained; resuming with other values is refused."""
-        dumped = self.model_dump(mode="json")
-        out = {k: v for k, v in dumped.items() if k not in OPERATIONAL_FIELDS}
-        out["reward"] = {"correct": self.reward.correct, "format": self.reward.format}
-        return out
 
 
 def _gcd(a: int, b: int) -> int:

@@ -8,14 +8,14 @@ template applied) are left out, as verl's ``filter_overlong_prompts`` does.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from polya.core.digest import digest
+from polya.core.errors import ConfigError, DataError
 from polya.data import QuestionRecord, load_questions
-from polya.errors import ConfigError, DataError
+from polya.heuristics import HeuristicCatalog, plain_messages
 from polya.rl.config import RlConfig
 
 logger = logging.getLogger(__name__)
@@ -31,23 +31,16 @@ class PromptSet:
     sha256: str
 
 
-def build_prompt(question: str, config: RlConfig) -> list[dict[str, str]]:
-    """The chat messages for one question."""
-    from polya.heuristics.catalog import HeuristicCatalog
-    from polya.heuristics.prompts import user_turn
-
-    catalog = HeuristicCatalog.load()
-    system = catalog.system_prompt if config.system_prompt is None else config.system_prompt
-    answer_format = catalog.answer_format if config.answer_format is None else config.answer_format
-    messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
-    content = user_turn(question, answer_format) if answer_format.strip() else f"Problem: {question.strip()}"
-    messages.append({"role": "user", "content": content})
-    return messages
+def build_prompt(question: str, config: RlConfig, catalog: HeuristicCatalog | None = None) -> list[dict[str, str]]:
+    """The chat messages for one question: the plain prompt evaluation uses."""
+    catalog = catalog or HeuristicCatalog.load()
+    return plain_messages(question, catalog, system_prompt=config.system_prompt, answer_format=config.answer_format)
 
 
 def prompt_rows(records: list[QuestionRecord], config: RlConfig) -> list[dict[str, Any]]:
     """One TRL row per question: ``prompt`` (chat messages), ``answer`` (the reference) and ``question_id``."""
-    return [{"prompt": build_prompt(r.question, config), "answer": r.answer, "question_id": r.id} for r in records]
+    catalog = HeuristicCatalog.load()
+    return [{"prompt": build_prompt(r.question, config, catalog), "answer": r.answer, "question_id": r.id} for r in records]
 
 
 def load_prompts(config: RlConfig, tokenizer: Any) -> PromptSet:
@@ -73,5 +66,4 @@ def load_prompts(config: RlConfig, tokenizer: Any) -> PromptSet:
             f"but one step needs {config.prompts_per_step} prompts (batch_size {config.batch_size} / group_size {config.group_size}); "
             "use more questions (data.limit / data.synthetic.count), a larger max_prompt_length or a smaller batch_size"
         )
-    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
-    return PromptSet(rows=kept, source=questions.source, dropped_too_long=dropped, sha256=digest)
+    return PromptSet(rows=kept, source=questions.source, dropped_too_long=dropped, sha256=digest(kept))

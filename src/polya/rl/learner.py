@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from polya.checkpoints import FINAL, peak_rss_mib
+from polya.core.layout import TrainingLayout
 from polya.rl.config import RlConfig
+from polya.training.checkpoints import FINAL, METRICS_FILE, peak_rss_mib, replace_dir
 
 logger = logging.getLogger(__name__)
 
-LEARNER_RESULT = "learner.json"
+LEARNER_RESULT = TrainingLayout.LEARNER_RESULT
 """Written by the first learner worker at the end: steps, loss, tokens, world size."""
 
 
@@ -30,10 +30,8 @@ def grpo_args(
     reward_weights: list[float], is_main: bool,
 ) -> Any:
     """TRL's ``GRPOConfig`` for this run (one worker's view: per-worker batch, the global group logic)."""
-    import torch
     from trl import GRPOConfig
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[config.dtype]
     vllm = config.rollout_engine == "vllm"
     extra: dict[str, Any] = {}
     if vllm:
@@ -45,19 +43,17 @@ def grpo_args(
         )
         if rollout_url:
             extra["vllm_server_base_url"] = rollout_url
+    common = config.trainer_arguments(
+        output_dir=work_dir, bf16=bf16, use_cpu=not config.use_gpu, deepspeed=deepspeed_path, progress=config.progress and is_main,
+    )
     return GRPOConfig(
-        output_dir=work_dir,
+        **common,
         per_device_train_batch_size=config.per_worker_batch,
         gradient_accumulation_steps=1,
         num_generations=config.group_size,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,
         top_p=config.top_p,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the steps
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
         beta=config.beta,
         epsilon=config.epsilon,
         epsilon_high=config.epsilon_high,
@@ -65,25 +61,9 @@ def grpo_args(
         scale_rewards=config.scale_rewards,
         num_iterations=config.num_iterations,
         reward_weights=reward_weights,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
         use_vllm=vllm,
-        bf16=bf16,
-        fp16=False,
-        use_cpu=not config.use_gpu,
-        gradient_checkpointing=config.gradient_checkpointing,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        seed=config.seed,
         data_seed=config.seed,
-        deepspeed=deepspeed_path,
-        report_to=[],
-        disable_tqdm=not (config.progress and is_main),
         log_completions=False,
-        model_init_kwargs={"dtype": dtype},
         ddp_backend=("nccl" if config.use_gpu else "gloo") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         **extra,
     )
@@ -97,7 +77,6 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from polya.checkpoints import METRICS_FILE
     from polya.rl.callbacks import RlMetricsCallback
     from polya.rl.reward import VerifierRewards
     from polya.rl.trainer import PolyaGRPOTrainer
@@ -131,8 +110,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         stats = (lambda step: ray.get(reward_worker.stats.remote(step))) if hasattr(reward_worker, "stats") else None
         callbacks.append(RlMetricsCallback(work_dir / METRICS_FILE, stats=stats, correct_weight=config.reward.correct))
         if loop_config.get("remote"):
-            from polya.sft.callbacks import CheckpointUploadCallback
-            from polya.store import open_store
+            from polya.core.store import open_store
+            from polya.training.callbacks import CheckpointUploadCallback
 
             callbacks.append(CheckpointUploadCallback(open_store(loop_config["output_uri"]), work_dir))
 
@@ -152,18 +131,14 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         logger.info("resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
 
-    final_dir = work_dir / FINAL
-    tmp = work_dir / f".tmp-{FINAL}"
-    if is_main and tmp.exists():
-        shutil.rmtree(tmp)
-    if dist.is_initialized():
-        dist.barrier()
-    trainer.save_model(str(tmp))  # every rank calls it (ZeRO-3 gathers the weights); the main process writes
-    if is_main:
-        tokenizer.save_pretrained(str(tmp))
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        os.replace(tmp, final_dir)
+    def write_final(tmp: Path) -> None:
+        if dist.is_initialized():
+            dist.barrier()  # the main process has cleared the temporary folder
+        trainer.save_model(str(tmp))
+        if is_main:
+            tokenizer.save_pretrained(str(tmp))
+
+    replace_dir(work_dir / FINAL, write_final, is_main)
     if dist.is_initialized():
         dist.barrier()
 
@@ -188,8 +163,7 @@ def publish_learner_outputs(loop_config: dict[str, Any], work_dir: Path, learner
 
     The driver may run on another node; it reads everything from the store, never from this node's disk.
     """
-    from polya.checkpoints import METRICS_FILE
-    from polya.store import open_store
+    from polya.core.store import open_store
 
     store = open_store(loop_config["output_uri"])
     if loop_config.get("remote"):

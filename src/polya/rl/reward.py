@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any, Sequence
 
-from polya.errors import ServerError
+from polya.core.errors import ServerError
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import time
 
 import httpx
 
-from polya.errors import ServerError
+from polya.core.errors import ServerError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
 
-Layout under the output (``<run_dir>/rl/`` by default)::
+Layout under the output (``<run_dir>/rl/<start>/`` by default, :class:`polya.core.layout.TrainingLayout`)::
 
     config.json        settings that decide what is trained (checked on resume)
     checkpoint-N/      every save_steps: HF model + tokenizer + optimizer/scheduler/RNG state
@@ -29,41 +29,24 @@ Running the same command again resumes from the last complete checkpoint (``resu
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import math
 import os
-import shutil
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polya.checkpoints import (
-    FINAL,
-    IDENTITY,
-    METRICS_FILE,
-    SUMMARY,
-    check_identity,
-    checkpoint_step,
-    finished_summary,
-    identity_digest,
-    peak_rss_mib,
-    resumable_checkpoint,
-    start_over,
-    trim_metrics,
-    work_dir,
-)
-from polya.errors import ConfigError, PolyaError, ServerError
-from polya.models.embedded import cache_dir, resolve_model
+from polya.core.errors import ConfigError, PolyaError, ServerError
+from polya.core.manifest import record_stage
+from polya.core.store import ArtifactStore, open_store
+from polya.models import load_config_and_tokenizer
 from polya.rl.config import STAGE, RlConfig
 from polya.rl.data import PromptSet, load_prompts
 from polya.rl.learner import LEARNER_RESULT
 from polya.rl.topology import Role, Topology, build_topology, check_capacity, describe
-from polya.run import RunManifest
-from polya.store import ArtifactStore, open_store
+from polya.training import checkpoints as ckpt
 
 logger = logging.getLogger(__name__)
 
@@ -96,23 +79,6 @@ class Plan:
 
 
 # ----- preflight ----------------------------------------------------------------------------
-def _resolve_policy(model: str) -> str:
-    """A local directory for ``model``: embedded, a local checkpoint, an s3:// checkpoint (downloaded once) or a hub id."""
-    if not model.startswith("s3://"):
-        return resolve_model(model)
-    target = cache_dir() / "rl" / "models" / hashlib.sha256(model.encode()).hexdigest()[:16]
-    marker = target / ".polya-complete"
-    if not marker.is_file():
-        store = open_store(model)
-        if not store.exists("config.json"):
-            raise ConfigError(f"model {model!r}: no config.json there; point to an HF checkpoint folder (e.g. <run_dir>/sft/polya/final)")
-        if target.exists():
-            shutil.rmtree(target)
-        store.download_dir("", target)
-        marker.write_text(model + "\n")
-    return str(target)
-
-
 def check_verifier_endpoint(endpoint: str) -> None:
     """Raise :class:`ConfigError` when the verifier service at ``endpoint`` does not answer /health."""
     from polya.verify.client import VerifierClient
@@ -148,31 +114,20 @@ def preflight(config: RlConfig) -> Plan:
         check_verifier_endpoint(config.reward.verifier_endpoint)
 
     bf16 = {"on": True, "off": False}.get(config.bf16, config.use_gpu)
-    model_path = _resolve_policy(config.model)
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        model_config = AutoConfig.from_pretrained(model_path)
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"model {config.model!r}: cannot load its config/tokenizer from {model_path}: {exc}") from None
+    model_path, model_config, tokenizer = load_config_and_tokenizer(config.model)
     prompts = load_prompts(config, tokenizer)
 
     deepspeed_path = None
     if config.deepspeed:
-        from polya.sft import zero
+        from polya.training import zero
 
         deepspeed_path = zero.resolve_path(config.deepspeed)
         steps = config.max_steps or max(1, math.ceil(len(prompts.rows) * config.group_size * config.epochs / config.batch_size))
-        view = types.SimpleNamespace(
-            batch_size=config.per_worker_batch, grad_accumulation=1, max_grad_norm=config.max_grad_norm,
-            learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
-        )
         text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
-        zero.check_config(deepspeed_path, view, hidden_size=int(getattr(text, "hidden_size", 4096)),  # type: ignore[arg-type]
+        zero.check_config(deepspeed_path, config, per_device_batch=config.per_worker_batch, hidden_size=int(getattr(text, "hidden_size", 4096)),
                           num_training_steps=steps, bf16=bf16, world_size=config.num_workers)
 
-    remote = config.output_uri.startswith("s3://")
+    remote = config.remote
     if config.ray_address and not remote:
         logger.warning(
             "ray_address is set but the output %s is a local path: the learners on the cluster write there, so it must be "
@@ -182,7 +137,7 @@ def preflight(config: RlConfig) -> Plan:
     output_store.list("config.json")  # reachability of an s3:// output, before anything starts
     return Plan(
         model_path=model_path, prompts=prompts, topology=build_topology(config), deepspeed_path=deepspeed_path, bf16=bf16,
-        output_store=output_store, work_dir=work_dir(STAGE, config.output_uri, config.local_dir, remote), remote=remote,
+        output_store=output_store, work_dir=ckpt.work_dir(STAGE, config.output_uri, config.local_dir, remote), remote=remote,
     )
 
 
@@ -254,23 +209,19 @@ class RlStage:
         cfg = self.config
         plan = preflight(cfg)
         identity = self._identity(plan)
-        digest = identity_digest(identity)
-        check_identity(plan.output_store, cfg.resume, identity)
-        done = finished_summary(plan.output_store, cfg.resume, digest)
+        digest = ckpt.identity_digest(identity)
+        ckpt.check_identity(plan.output_store, cfg.resume, identity)
+        done = ckpt.finished_summary(plan.output_store, cfg.resume, digest)
         if done is not None:
             logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
             return self._outputs(plan, done)
 
-        manifest = RunManifest.load_or_create(open_store(cfg.run_dir))
-        manifest.start_stage(cfg.manifest_stage, manifest_config(cfg, plan.prompts.sha256))
-        try:
+        with record_stage(cfg.run_dir, cfg.manifest_stage, manifest_config(cfg, plan.prompts.sha256)) as record:
             summary = self._train(plan, identity, digest)
-        except BaseException as exc:
-            manifest.fail_stage(cfg.manifest_stage, f"{type(exc).__name__}: {exc}")
-            raise
-        manifest.finish_stage(cfg.manifest_stage, self._manifest_artifacts(plan), outputs={
-            k: summary.get(k) for k in ("global_step", "reward_first", "reward_last", "accuracy_last", "verdicts", "final", "resumed_from")
-        })
+            record.artifacts = ckpt.run_artifacts(cfg.run_dir, plan.output_store, (ckpt.FINAL, ckpt.SUMMARY, ckpt.METRICS_FILE))
+            record.outputs = {
+                k: summary.get(k) for k in ("global_step", "reward_first", "reward_last", "accuracy_last", "verdicts", "final", "resumed_from")
+            }
         return self._outputs(plan, summary)
 
     def _train(self, plan: Plan, identity: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -281,12 +232,12 @@ class RlStage:
         if plan.output_store.exists(LEARNER_RESULT):
             plan.output_store.delete(LEARNER_RESULT)  # written anew by this session's learners
         if cfg.resume == "off":
-            start_over(plan.work_dir, plan.output_store, plan.remote, (METRICS_FILE, SUMMARY, LEARNER_RESULT), (FINAL,))
-        checkpoint = resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote) if cfg.resume == "auto" else None
-        resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
+            ckpt.start_over(plan.work_dir, plan.output_store, plan.remote, (ckpt.METRICS_FILE, ckpt.SUMMARY, LEARNER_RESULT), (ckpt.FINAL,))
+        checkpoint = ckpt.resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote) if cfg.resume == "auto" else None
+        resumed_step = ckpt.checkpoint_step(checkpoint.name) if checkpoint else None
         if resumed_step is not None:
-            trim_metrics(plan.work_dir, resumed_step)
-        plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
+            ckpt.trim_metrics(plan.work_dir, resumed_step)
+        plan.output_store.write_json(ckpt.IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
 
         logger.info("RL roles: %s", describe(plan.topology))
         with RayCluster(cfg, plan.topology) as cluster:
@@ -398,7 +349,7 @@ class RlStage:
         if not store.exists(LEARNER_RESULT):
             raise PolyaError(f"the learners finished without writing {store.uri(LEARNER_RESULT)}; see the worker log above")
         metrics = store.read_json(LEARNER_RESULT)
-        records = store.read_jsonl(METRICS_FILE) if store.exists(METRICS_FILE) else []
+        records = store.read_jsonl(ckpt.METRICS_FILE) if store.exists(ckpt.METRICS_FILE) else []
         rewards = [r["reward_mean"] for r in records if r.get("reward_mean") is not None]
         return {
             "model": cfg.model,
@@ -429,34 +380,26 @@ class RlStage:
             "verdicts": verifier_totals.get("verdicts", 0),
             "session_runtime_s": round(runtime, 3),
             "train_runtime_s": metrics.get("train_runtime_s"),
-            "peak_rss_mib_driver": peak_rss_mib(),
+            "peak_rss_mib_driver": ckpt.peak_rss_mib(),
             "peak_rss_mib_learner0": metrics.get("peak_rss_mib_rank0"),
             "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
-            "final": plan.output_store.uri(FINAL),
+            "final": plan.output_store.uri(ckpt.FINAL),
             "local_dir": str(plan.work_dir),
             "identity_sha256": digest,
             "completed": True,
         }
 
     def _publish(self, plan: Plan, summary: dict[str, Any]) -> None:
-        plan.output_store.write_json(SUMMARY, summary)
+        plan.output_store.write_json(ckpt.SUMMARY, summary)
         logger.info(
             "trained %s steps (reward %s -> %s, %s verdicts from %s); final policy at %s",
             summary["global_step"], summary["reward_first"], summary["reward_last"], summary["verdicts"], summary["reward_source"], summary["final"],
         )
 
-    def _manifest_artifacts(self, plan: Plan) -> list[str]:
-        run_store_uri = open_store(self.config.run_dir).uri().rstrip("/")
-        output_uri = plan.output_store.uri()
-        if not output_uri.startswith(run_store_uri + "/"):
-            return []
-        relative = output_uri[len(run_store_uri) + 1 :]
-        return [f"{relative}/{name}" for name in (FINAL, SUMMARY, METRICS_FILE) if plan.output_store.exists(name) or plan.output_store.list(name)]
-
     def _outputs(self, plan: Plan, summary: dict[str, Any]) -> RlOutputs:
         return RlOutputs(
             run_dir=self.config.run_dir, output_uri=plan.output_store.uri(),
-            final_uri=str(summary.get("final") or plan.output_store.uri(FINAL)), local_dir=str(plan.work_dir), summary=summary,
+            final_uri=str(summary.get("final") or plan.output_store.uri(ckpt.FINAL)), local_dir=str(plan.work_dir), summary=summary,
         )
 
 

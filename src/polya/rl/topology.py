@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass
 from typing import Mapping
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 from polya.rl.config import RlConfig
 
 

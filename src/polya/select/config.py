@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.config.base import StageConfig
+from polya.core.config import StageConfig, http_url
+from polya.heuristics.catalog import HeuristicIds
+from polya.serving.config import JUDGE_API_KEY_ENV
+from polya.verify.config import JudgeSettings
 
-ARMS = ("polya", "star", "wrong_answer", "breadth", "depth")
-"""The datasets ``polya select`` can build from one run's generations (the paper's arms)."""
+DATASETS = ("polya", "star", "wrong_answer", "breadth", "depth")
+"""The SFT datasets ``polya select`` can build from one run's generations (those of the paper's arms)."""
 
-Arm = Literal["polya", "star", "wrong_answer", "breadth", "depth"]
+Dataset = Literal["polya", "star", "wrong_answer", "breadth", "depth"]
 ScorerKind = Literal["offline", "llm_judge", "reward_model"]
 
-JUDGE_API_KEY_ENV = "POLYA_JUDGE_API_KEY"
-"""Environment variable read for the judge's API key when ``scorer.api_key`` is unset."""
 
 
 class ScorerConfig(StageConfig):
@@ -28,7 +29,7 @@ class ScorerConfig(StageConfig):
             "any OpenAI-compatible endpoint, answered 1-10; reward_model: a transformers sequence-classification model."
         ),
     )
-    endpoint: str | None = Field(
+    endpoint: Annotated[str | None, http_url("http://judge:8000/v1")] = Field(
         default=None, description="llm_judge: base URL of the OpenAI-compatible server (e.g. http://judge:8000/v1)."
     )
     model: str | None = Field(
@@ -84,13 +85,6 @@ class ScorerConfig(StageConfig):
         description="What happens to a solution whose score is null (unparseable judge answer): drop it, or keep it ranked below every scored one.",
     )
 
-    @field_validator("endpoint")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("scorer.endpoint must be an http:// or https:// URL such as http://judge:8000/v1")
-        return value.rstrip("/") if value else value
-
     @model_validator(mode="after")
     def _needs_for_kind(self) -> "ScorerConfig":
         if self.kind == "llm_judge" and not self.endpoint:
@@ -138,17 +132,19 @@ class DiversityConfig(StageConfig):
     )
 
 
-class SelectConfig(StageConfig):
+class SelectConfig(JudgeSettings):
     """Build the SFT datasets (D_Pólya and the paper's baselines) from a run's verified generations."""
 
     run_dir: str = Field(
         default="runs/polya",
         description="Run directory (local path or s3:// URI) holding generate/ output. Output goes to <run_dir>/select/.",
     )
-    arms: list[Arm] = Field(
+    RENAMED = {"arms": "datasets"}
+
+    datasets: list[Dataset] = Field(
         default_factory=lambda: ["polya", "star"],
         description=(
-            "Datasets to build, each in select/<arm>/: polya (best correct per question x heuristic, n per question), "
+            "SFT datasets to build, each in select/<dataset>/: polya (best correct per question x heuristic, n per question), "
             "star (one correct per question), wrong_answer (incorrect, diverse: the control), breadth and depth (fixed budget)."
         ),
     )
@@ -170,7 +166,7 @@ class SelectConfig(StageConfig):
         ),
     )
     seed: int = Field(default=0, description="Seed of the deterministic order in which breadth and depth pick questions.")
-    heuristics: list[str] = Field(
+    heuristics: HeuristicIds = Field(
         default_factory=lambda: ["all"], description="Heuristic ids whose solutions may be selected, or [all]."
     )
     catalog: str | None = Field(
@@ -195,36 +191,17 @@ class SelectConfig(StageConfig):
     reverify: bool = Field(
         default=False, description="Judge every generation again with the verifier library instead of trusting its stored 'correct'."
     )
-    verifier_endpoint: str | None = Field(
-        default=None, description="reverify: URL of a running verifier service (polya serve-verifier); unset: judges run in-process."
-    )
-    judge_workers: int = Field(default=2, ge=1, le=64, description="reverify: in-process judge worker processes.")
-    judge_timeout_s: int = Field(default=5, ge=1, le=120, description="reverify: seconds math-verify may spend on one answer.")
     output_format: Literal["jsonl", "parquet"] = Field(
-        default="jsonl", description="File format of each dataset: select/<arm>/train.jsonl or train.parquet."
+        default="jsonl", description="File format of each dataset: select/<dataset>/train.jsonl or train.parquet."
     )
     progress: bool = Field(default=True, description="Show progress bars while judging and scoring.")
 
-    @field_validator("arms")
+    @field_validator("datasets")
     @classmethod
-    def _arms_non_empty_unique(cls, value: list[str]) -> list[str]:
+    def _datasets_non_empty_unique(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError(f"arms must name at least one of: {', '.join(ARMS)}")
+            raise ValueError(f"datasets must name at least one of: {', '.join(DATASETS)}")
         return list(dict.fromkeys(value))
-
-    @field_validator("heuristics")
-    @classmethod
-    def _heuristics_non_empty(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("heuristics must name at least one heuristic id, or [all]")
-        return value
-
-    @field_validator("verifier_endpoint")
-    @classmethod
-    def _verifier_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("verifier_endpoint must be an http:// or https:// URL such as http://polya-verifier:8080")
-        return value
 
     @model_validator(mode="after")
     def _per_pair_within_n(self) -> "SelectConfig":

@@ -22,14 +22,12 @@ import tempfile
 from collections import Counter
 from typing import Any, Iterable, Literal
 
+from polya.core.store import ArtifactStore
 from polya.heuristics import HeuristicCatalog, build_messages
-from polya.select.arms import ARM_DESCRIPTIONS, ArmSelection, Candidate
-from polya.store import ArtifactStore
+from polya.select.rules import DATASET_DESCRIPTIONS, Candidate, DatasetSelection
 
 PromptMode = Literal["question", "plain", "heuristic"]
 
-DATA_FILES = {"jsonl": "train.jsonl", "parquet": "train.parquet"}
-CARD_FILE = "README.md"
 
 
 def training_messages(
@@ -110,15 +108,15 @@ def score_summary(values: Iterable[float | None]) -> dict[str, Any]:
     return out
 
 
-def arm_statistics(arm: ArmSelection, heuristic_order: list[str]) -> dict[str, Any]:
-    """Counts of one arm: examples, questions, per heuristic, per round, per question, rejections."""
-    per_heuristic = Counter(c.heuristic for c in arm.examples)
-    per_round = Counter(c.round for c in arm.examples)
-    per_question = Counter(c.question_id for c in arm.examples)
+def dataset_statistics(dataset: DatasetSelection, heuristic_order: list[str]) -> dict[str, Any]:
+    """Counts of one dataset: examples, questions, per heuristic, per round, per question, rejections."""
+    per_heuristic = Counter(c.heuristic for c in dataset.examples)
+    per_round = Counter(c.round for c in dataset.examples)
+    per_question = Counter(c.question_id for c in dataset.examples)
     sizes = list(per_question.values())
-    scores = [c.score for c in arm.examples]
+    scores = [c.score for c in dataset.examples]
     return {
-        "examples": len(arm.examples),
+        "examples": len(dataset.examples),
         "questions": len(per_question),
         "per_heuristic": {h: per_heuristic[h] for h in heuristic_order if per_heuristic[h]}
         | {h: n for h, n in sorted(per_heuristic.items()) if h not in heuristic_order},
@@ -128,10 +126,10 @@ def arm_statistics(arm: ArmSelection, heuristic_order: list[str]) -> dict[str, A
             "mean": round(statistics.fmean(sizes), 3) if sizes else 0.0,
             "max": max(sizes) if sizes else 0,
         },
-        "rejections": dict(sorted(arm.rejections.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "rejections": dict(sorted(dataset.rejections.items(), key=lambda kv: (-kv[1], kv[0]))),
         "score": score_summary(scores),
-        "budget": arm.budget,
-        "notes": list(arm.notes),
+        "budget": dataset.budget,
+        "notes": list(dataset.notes),
     }
 
 
@@ -148,7 +146,7 @@ _REASONS = {
     "not_best_in_question": "a better solution of the same question was kept",
     "duplicate": "near-duplicate of a solution kept for the same question",
     "over_cap": "the question already had n_per_question solutions",
-    "over_budget": "the arm's budget was already used",
+    "over_budget": "the dataset's budget was already used",
 }
 
 
@@ -171,7 +169,7 @@ def _fmt(value: Any) -> str:
 
 
 def render_card(
-    arm: str,
+    dataset: str,
     stats: dict[str, Any],
     diversity: dict[str, Any],
     settings: dict[str, Any],
@@ -179,7 +177,7 @@ def render_card(
     data_file: str,
     example: dict[str, Any] | None,
 ) -> str:
-    """The Markdown dataset card of one arm (Hugging Face card front matter, then the statistics)."""
+    """The Markdown dataset card of one dataset (Hugging Face card front matter, then the statistics)."""
     lines = [
         "---",
         "configs:",
@@ -193,12 +191,12 @@ def render_card(
         "- polya",
         "- math",
         "- self-generated",
-        *([f"- {arm}"] if arm != "polya" else []),
+        *([f"- {dataset}"] if dataset != "polya" else []),
         "---",
         "",
-        f"# polya select: `{arm}`",
+        f"# polya select: `{dataset}`",
         "",
-        ARM_DESCRIPTIONS[arm],
+        DATASET_DESCRIPTIONS[dataset],
         "",
         f"**{stats['examples']} examples over {stats['questions']} questions**, selected from {source['records']} generations "
         f"({source['correct']} correct) of run `{source['run_id']}` with model `{source['model']}`. "

@@ -29,20 +29,17 @@ models fall into).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-import httpx
-
-from polya.errors import ConfigError, ServerError
+from polya.core.errors import ConfigError
 from polya.heuristics import Heuristic, HeuristicCatalog, build_messages
-from polya.select.config import JUDGE_API_KEY_ENV, ScorerConfig
+from polya.select.config import ScorerConfig
+from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.serving.vllm_server import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -100,12 +97,6 @@ class AdherenceScorer(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def catalog_digest(catalog: HeuristicCatalog) -> str:
-    """Short digest of a catalog's content (a changed rubric or instruction means other scores)."""
-    canonical = json.dumps(catalog.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # ----- offline scorer -------------------------------------------------------------------------------
@@ -270,7 +261,7 @@ class OfflineScorer:
             logger.warning("heuristics %s have no offline cues (no quoted labels in their instruction): they all get adherence 0.5", missing)
 
     def identity(self) -> dict[str, Any]:
-        return {**self.config.identity(), "version": OFFLINE_VERSION, "catalog": catalog_digest(self.catalog)}
+        return {**self.config.identity(), "version": OFFLINE_VERSION, "catalog": self.catalog.digest()}
 
     def score(self, items: Sequence[ScoreItem], on_result: ResultCallback) -> None:
         from tqdm.auto import tqdm
@@ -334,11 +325,6 @@ def parse_judge_score(text: str | None) -> float | None:
     return None
 
 
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-_ITEM_STATUS = {400, 413, 422}
-"""Statuses that reject one request (e.g. a prompt over the context length), not the server."""
-
-
 class LLMJudgeScorer:
     """A rubric prompt per (heuristic, solution) to an OpenAI-compatible endpoint; bounded concurrency."""
 
@@ -368,7 +354,7 @@ class LLMJudgeScorer:
     def identity(self) -> dict[str, Any]:
         # With scorer.model set, cached scores can be reused without reaching the server.
         model = self.config.model or self.endpoint.model
-        return {**self.config.identity(), "model": model, "rubric": RUBRIC_VERSION, "catalog": catalog_digest(self.catalog)}
+        return {**self.config.identity(), "model": model, "rubric": RUBRIC_VERSION, "catalog": self.catalog.digest()}
 
     def score(self, items: Sequence[ScoreItem], on_result: ResultCallback) -> None:
         if items:
@@ -377,35 +363,31 @@ class LLMJudgeScorer:
     async def _score_all(self, items: Sequence[ScoreItem], on_result: ResultCallback) -> None:
         from tqdm.auto import tqdm
 
+        from polya.sampling import ChatClient, fan_out
+
         cfg = self.config
-        limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
-        work: Iterator[ScoreItem] = iter(items)
+        client = ChatClient(
+            self.endpoint, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries, max_connections=cfg.concurrency,
+            what="LLM judge", saved="Scores so far are saved",
+        )
         bar = tqdm(total=len(items), unit="solution", desc="score (llm judge)", disable=not self.progress, dynamic_ncols=True)
         unparseable = 0
-        async with httpx.AsyncClient(
-            base_url=self.endpoint.base_url, headers=self.endpoint.headers(),
-            timeout=httpx.Timeout(cfg.request_timeout_s, connect=10.0), limits=limits,
-        ) as http:
 
-            async def worker() -> None:
-                nonlocal unparseable
-                for item in work:
-                    result = await self._score_one(http, item)
-                    unparseable += result.score is None
-                    on_result(item, result)
-                    bar.update(1)
-                    bar.set_postfix(unparseable=unparseable, refresh=False)
+        async def score(item: ScoreItem) -> None:
+            nonlocal unparseable
+            result = await self._score_one(client, item)
+            unparseable += result.score is None
+            on_result(item, result)
+            bar.update(1)
+            bar.set_postfix(unparseable=unparseable, refresh=False)
 
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for _ in range(min(cfg.concurrency, len(items))):
-                        group.create_task(worker())
-            except* ServerError as eg:
-                raise eg.exceptions[0] from None
-            finally:
-                bar.close()
+        try:
+            await fan_out(items, min(cfg.concurrency, len(items)), score)
+        finally:
+            bar.close()
+            await client.aclose()
 
-    async def _score_one(self, http: httpx.AsyncClient, item: ScoreItem) -> ScoreResult:
+    async def _score_one(self, client: Any, item: ScoreItem) -> ScoreResult:
         cfg = self.config
         messages = judge_messages(item, cfg.max_solution_chars)
         last = ""
@@ -417,7 +399,7 @@ class LLMJudgeScorer:
                 "max_tokens": cfg.max_tokens,
                 "n": 1,
             }
-            reply = await self._chat(http, body)
+            reply = await client.chat_text(body)
             if reply is None:
                 return ScoreResult(None, "the endpoint rejected the request (prompt too long?)", attempt + 1)
             score = parse_judge_score(reply)
@@ -425,39 +407,6 @@ class LLMJudgeScorer:
                 return ScoreResult(score, reply.strip()[:200], attempt + 1)
             last = reply
         return ScoreResult(None, f"unparseable after {cfg.parse_attempts} tries: {last.strip()[:200]!r}", cfg.parse_attempts)
-
-    async def _chat(self, http: httpx.AsyncClient, body: dict[str, Any]) -> str | None:
-        """The reply text; None when the endpoint rejects this one request (4xx other than auth/429)."""
-        cfg = self.config
-        attempt = 0
-        while True:
-            try:
-                resp = await http.post("/chat/completions", json=body)
-                if resp.status_code == 200:
-                    choices = resp.json().get("choices") or [{}]
-                    return ((choices[0].get("message") or {}).get("content")) or ""
-                if resp.status_code in _ITEM_STATUS:
-                    logger.debug("judge rejected one request (%s): %s", resp.status_code, resp.text[:200])
-                    return None
-                if resp.status_code in (401, 403):
-                    raise ServerError(
-                        f"LLM judge {self.endpoint.base_url} refused the API key ({resp.status_code}); "
-                        f"set scorer.api_key or ${JUDGE_API_KEY_ENV}"
-                    )
-                if resp.status_code not in _RETRY_STATUS:
-                    raise ServerError(f"LLM judge {self.endpoint.base_url} answered {resp.status_code}: {resp.text[:300]}")
-                reason = f"status {resp.status_code}"
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            if attempt >= cfg.max_retries:
-                raise ServerError(
-                    f"LLM judge {self.endpoint.base_url} failed {attempt + 1} times in a row (last: {reason}); is it running? "
-                    "Scores so far are saved: run the same command again to resume."
-                )
-            delay = 2.0**attempt
-            attempt += 1
-            logger.warning("judge request failed (%s); retry %s/%s in %.0fs", reason, attempt, cfg.max_retries, delay)
-            await asyncio.sleep(delay)
 
     def close(self) -> None:
         return None
@@ -532,7 +481,7 @@ class RewardModelScorer:
         return self._templated
 
     def identity(self) -> dict[str, Any]:
-        return {**self.config.identity(), "rubric": RUBRIC_VERSION, "catalog": catalog_digest(self.catalog)}
+        return {**self.config.identity(), "rubric": RUBRIC_VERSION, "catalog": self.catalog.digest()}
 
     def render(self, item: ScoreItem) -> str:
         """The text the model scores: the heuristic's zero-shot prompt and the solution (chat-formatted when possible)."""

@@ -4,57 +4,59 @@
 
 1. Read every generation record of the run (``<run_dir>/generate/generations/``); optionally
    judge them again with the verifier library (``reverify``).
-2. Score heuristic adherence of every solution an arm may use (``scorer.kind``: offline cues,
+2. Score heuristic adherence of every solution a dataset may use (``scorer.kind``: offline cues,
    an LLM judge, a reward model). Model scores are cached in ``select/scores/<scorer id>/`` as
    they arrive, so a killed or repeated run only scores what is missing.
-3. Build each arm in ``arms`` (:mod:`polya.select.arms`), measure its diversity (Vendi score)
-   and write it with a dataset card.
+3. Build each dataset in ``datasets`` (:mod:`polya.select.rules`), measure its diversity (Vendi
+   score) and write it with a dataset card.
 
-Layout under ``<run_dir>/select/``::
+Layout under ``<run_dir>/select/`` (:class:`polya.core.layout.SelectLayout`)::
 
-    report.json                     every arm's counts, rejection reasons, Vendi scores; scorer; inputs
-    <arm>/train.jsonl               the dataset as chat messages (or train.parquet)
-    <arm>/README.md                 dataset card with the statistics
+    report.json                     every dataset's counts, rejection reasons, Vendi scores; scorer; inputs
+    <dataset>/train.jsonl           the dataset as chat messages (or train.parquet)
+    <dataset>/README.md             dataset card with the statistics
     scores/<scorer id>/scorer.json  what produced the cached scores
     scores/<scorer id>/part-*.jsonl cached scores (llm_judge, reward_model)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from polya.errors import ConfigError, DataError
-from polya.generate.stage import GENERATIONS
-from polya.generate.stage import STAGE as GENERATE_STAGE
+from polya.core.config import mask_secrets
+from polya.core.digest import short_digest
+from polya.core.errors import ConfigError, DataError
+from polya.core.layout import RunLayout, SelectLayout
+from polya.core.manifest import RunManifest
+from polya.core.outputs import DatasetReport, SelectReport, iter_generations
+from polya.core.store import open_store
+from polya.core.store.shards import ShardWriter, read_shards, shard_paths
 from polya.heuristics import HeuristicCatalog
-from polya.run import RunManifest
-from polya.select import arms as arm_rules
-from polya.select.arms import ArmInputs, ArmSelection, Candidate
+from polya.metrics.diversity import summarize_diversity
+from polya.select import rules
 from polya.select.config import SelectConfig
-from polya.select.datasets import CARD_FILE, DATA_FILES, arm_statistics, example_row, render_card, score_summary, write_rows
-from polya.select.diversity import summarize_diversity
+from polya.select.datasets import (
+    dataset_statistics,
+    example_row,
+    render_card,
+    score_summary,
+    write_rows,
+)
+from polya.select.rules import Candidate, DatasetSelection, SelectionInputs
 from polya.select.scorers import AdherenceScorer, ScoreItem, ScoreResult, open_scorer
-from polya.store import ArtifactStore, open_store
-from polya.store.shards import ShardWriter, read_shards, shard_paths
 
 logger = logging.getLogger(__name__)
 
 STAGE = "select"
-SCORES = "scores"
-REPORT = "report.json"
-_REQUIRED_FIELDS = ("id", "question_id", "heuristic", "completion", "correct")
-_SECRET_KEYS = frozenset({"api_key"})
 
 
 @dataclass
-class ArmOutput:
-    """Where one arm's dataset and card are, and its size."""
+class DatasetOutput:
+    """Where one dataset's file and card are (relative to the run directory), and its size."""
 
     name: str
     data_path: str
@@ -69,23 +71,14 @@ class SelectOutputs:
 
     run_dir: str
     stage_uri: str
-    arms: dict[str, ArmOutput]
+    datasets: dict[str, DatasetOutput]
     report: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _mask(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: ("***" if v and k in _SECRET_KEYS else _mask(v)) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_mask(v) for v in tree]
-    return tree
-
-
 def generations_digest(run_dir: str) -> str:
     """Digest of the generation shards present (shards are immutable and uniquely named)."""
-    paths = shard_paths(open_store(run_dir).child(GENERATE_STAGE), GENERATIONS)
-    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+    return short_digest(shard_paths(open_store(run_dir), RunLayout.generate.generations))
 
 
 def manifest_config(config: SelectConfig) -> dict[str, Any]:
@@ -94,7 +87,7 @@ def manifest_config(config: SelectConfig) -> dict[str, Any]:
     ``polya run`` skips the stage when this is unchanged and the outputs are intact, so new
     generations make it run again.
     """
-    return {**_mask(config.model_dump(mode="json")), "inputs": {"generations": generations_digest(config.run_dir)}}
+    return {**mask_secrets(config.model_dump(mode="json")), "inputs": {"generations": generations_digest(config.run_dir)}}
 
 
 class SelectionStage:
@@ -102,17 +95,18 @@ class SelectionStage:
 
     def __init__(self, config: SelectConfig):
         self.config = config
+        self.layout = RunLayout(config.run_dir)
+        self.paths: SelectLayout = self.layout.select
         self.store = open_store(config.run_dir)
-        self.gen_store: ArtifactStore = self.store.child(GENERATE_STAGE)
-        self.stage_store: ArtifactStore = self.store.child(STAGE)
         self.catalog = self._catalog()
         self.selected = {h.id for h in self.catalog.select(config.heuristics)}
         self.heuristic_rank = {h.id: i for i, h in enumerate(self.catalog)}
 
     # ----- inputs -----------------------------------------------------------------------------
     def _generate_config(self) -> dict[str, Any]:
-        if self.gen_store.exists("config.json"):
-            return self.gen_store.read_json("config.json").get("config") or {}
+        path = RunLayout.generate.config
+        if self.store.exists(path):
+            return self.store.read_json(path).get("config") or {}
         return {}
 
     def _catalog(self) -> HeuristicCatalog:
@@ -125,25 +119,15 @@ class SelectionStage:
 
     def load_records(self) -> list[dict[str, Any]]:
         """Every generation record, checked for the fields selection needs, questions filled in."""
-        from polya.generate.stage import iter_generations
-
-        records = list(iter_generations(self.config.run_dir))
+        records = list(iter_generations(self.store))
         if not records:
             raise ConfigError(
-                f"no generations found in {self.gen_store.uri(GENERATIONS)}: run `polya generate --run-dir {self.config.run_dir}` "
+                f"no generations found in {self.layout.uri(RunLayout.generate.generations)}: run `polya generate --run-dir {self.config.run_dir}` "
                 "first (or point --run-dir at a run that has them)"
             )
-        questions: dict[str, dict[str, Any]] = {}
-        if self.gen_store.exists("questions.jsonl"):
-            questions = {str(q["id"]): q for q in self.gen_store.read_jsonl("questions.jsonl")}
+        questions = {str(q["id"]): q for q in self._questions()}
         unknown: Counter[str] = Counter()
         for rec in records:
-            missing = [k for k in _REQUIRED_FIELDS if k not in rec]
-            if missing:
-                raise DataError(
-                    f"generation record {rec.get('id', '?')!r} in {self.gen_store.uri(GENERATIONS)} lacks {', '.join(missing)} "
-                    "(records must be written by `polya generate`)"
-                )
             q = questions.get(str(rec["question_id"]), {})
             if not rec.get("question"):
                 if not q.get("question"):
@@ -160,11 +144,14 @@ class SelectionStage:
             )
         return records
 
+    def _questions(self) -> list[dict[str, Any]]:
+        path = RunLayout.generate.questions
+        return self.store.read_jsonl(path) if self.store.exists(path) else []
+
     def question_order(self, records: list[dict[str, Any]]) -> dict[str, int]:
         order: dict[str, int] = {}
-        if self.gen_store.exists("questions.jsonl"):
-            for q in self.gen_store.read_jsonl("questions.jsonl"):
-                order.setdefault(str(q["id"]), len(order))
+        for q in self._questions():
+            order.setdefault(str(q["id"]), len(order))
         for rec in records:
             order.setdefault(str(rec["question_id"]), len(order))
         return order
@@ -174,8 +161,6 @@ class SelectionStage:
         """Judge every record again with the verifier library; update ``correct`` in place."""
         from tqdm.auto import tqdm
 
-        from polya.verify.client import open_verifier
-        from polya.verify.config import VerifierConfig
         from polya.verify.protocol import VerifyItem
 
         cfg = self.config
@@ -183,15 +168,9 @@ class SelectionStage:
         if missing:
             raise DataError(f"reverify needs each record's reference answer; {len(missing)} have none (first: {missing[0]!r})")
         items = [VerifyItem(kind="math", prediction=str(r.get("completion") or ""), reference=str(r["reference"])) for r in records]
-        verifier = open_verifier(
-            VerifierConfig(workers=cfg.judge_workers, math_timeout_s=cfg.judge_timeout_s, item_deadline_s=2 * cfg.judge_timeout_s + 5),
-            endpoint=cfg.verifier_endpoint,
-        )
-        try:
+        with cfg.open_verifier() as verifier:
             with tqdm(total=len(items), unit="solution", desc="reverify", disable=not cfg.progress, dynamic_ncols=True) as bar:
                 verdicts = verifier.verify(items, progress=bar.update)
-        finally:
-            verifier.close()
         became_correct = became_incorrect = 0
         for rec, verdict in zip(records, verdicts):
             before = bool(rec.get("correct"))
@@ -230,26 +209,26 @@ class SelectionStage:
 
     def _pools(self) -> list[str]:
         pools = []
-        if set(self.config.arms) - {"wrong_answer"}:
+        if set(self.config.datasets) - {"wrong_answer"}:
             pools.append("correct")
-        if "wrong_answer" in self.config.arms:
+        if "wrong_answer" in self.config.datasets:
             pools.append("incorrect")
         return pools
 
     def score(self, scorer: AdherenceScorer, records: list[dict[str, Any]]) -> tuple[dict[str, ScoreResult], dict[str, Any]]:
-        """Scores of every record some arm may use: cached ones reused, the rest scored and cached."""
+        """Scores of every record some dataset may use: cached ones reused, the rest scored and cached."""
         pools = self._pools()
         needed = [r for r in records if any(self._pre_rejection(r, p) is None for p in pools)]
         identity = scorer.identity()
-        scorer_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        scorer_id = short_digest(identity)
         cache = scorer.kind != "offline"
-        prefix = f"{SCORES}/{scorer_id}"
+        prefix = self.paths.scores(scorer_id)
         results: dict[str, ScoreResult] = {}
         if cache:
-            for row in read_shards(self.stage_store, prefix):
+            for row in read_shards(self.store, prefix):
                 results[row["id"]] = ScoreResult(row.get("score"), row.get("detail"), int(row.get("attempts") or 1))
-            if not self.stage_store.exists(f"{prefix}/scorer.json"):
-                self.stage_store.write_json(f"{prefix}/scorer.json", identity)
+            if not self.store.exists(f"{prefix}/scorer.json"):
+                self.store.write_json(f"{prefix}/scorer.json", identity)
         wanted = {r["id"] for r in needed}
         cached = sum(1 for i in wanted if i in results)
         todo = [
@@ -258,8 +237,8 @@ class SelectionStage:
             if r["id"] not in results
         ]
         if cached:
-            logger.info("reusing %s cached scores from %s; %s left to score", cached, self.stage_store.uri(prefix), len(todo))
-        writer = ShardWriter(self.stage_store, prefix, flush_every=64, flush_interval_s=10.0) if cache else None
+            logger.info("reusing %s cached scores from %s; %s left to score", cached, self.store.uri(prefix), len(todo))
+        writer = ShardWriter(self.store, prefix, flush_every=64, flush_interval_s=10.0) if cache else None
 
         def on_result(item: ScoreItem, result: ScoreResult) -> None:
             results[item.id] = result
@@ -290,7 +269,7 @@ class SelectionStage:
         }
         return results, summary
 
-    def arm_inputs(self, records: list[dict[str, Any]], scores: dict[str, ScoreResult], order: dict[str, int]) -> ArmInputs:
+    def selection_inputs(self, records: list[dict[str, Any]], scores: dict[str, ScoreResult], order: dict[str, int]) -> SelectionInputs:
         cfg = self.config
         pools: dict[str, list[Candidate]] = {"correct": [], "incorrect": []}
         base: dict[str, Counter[str]] = {"correct": Counter(), "incorrect": Counter()}
@@ -300,7 +279,7 @@ class SelectionStage:
                 result = scores.get(rec["id"])
                 score = result.score if result is not None else None
                 if reason is None and result is None:
-                    reason = "unscored"  # only when the pool was not scored (its arm is not requested)
+                    reason = "unscored"  # only when the pool was not scored (no dataset drawing from it is requested)
                 if reason is None and score is None and cfg.scorer.on_unscored == "drop":
                     reason = "unscored"
                 if reason is None and score is not None and cfg.min_score is not None and score < cfg.min_score:
@@ -309,13 +288,13 @@ class SelectionStage:
                     pools[pool].append(Candidate(rec, score, self.heuristic_rank[rec["heuristic"]]))
                 else:
                     base[pool][reason] += 1
-        return ArmInputs(
+        return SelectionInputs(
             correct=pools["correct"], incorrect=pools["incorrect"], base_rejections=base, question_order=order,
             n=cfg.n_per_question, per_pair=cfg.per_pair, dedup=cfg.dedup, budget=cfg.budget, seed=cfg.seed,
         )
 
     # ----- outputs ------------------------------------------------------------------------------
-    def settings_for_card(self, arm: str) -> dict[str, Any]:
+    def settings_for_card(self, dataset: str) -> dict[str, Any]:
         cfg = self.config
         out: dict[str, Any] = {
             "scorer.kind": cfg.scorer.kind,
@@ -324,90 +303,87 @@ class SelectionStage:
         }
         if cfg.scorer.model:
             out["scorer.model"] = cfg.scorer.model
-        if arm in ("polya", "wrong_answer", "depth"):
+        if dataset in ("polya", "wrong_answer", "depth"):
             out.update({"n_per_question": cfg.n_per_question, "per_pair": cfg.per_pair})
             out["dedup"] = f"{cfg.dedup.method}" + (f" (n={cfg.dedup.ngram}, threshold={cfg.dedup.threshold})" if cfg.dedup.method == "ngram" else "")
-        if arm in ("breadth", "depth"):
+        if dataset in ("breadth", "depth"):
             out["seed"] = cfg.seed
         out.update({"min_score": cfg.min_score, "exclude_truncated": cfg.exclude_truncated, "reverify": cfg.reverify})
         if cfg.heuristics != ["all"]:
             out["heuristics"] = ", ".join(cfg.heuristics)
         return out
 
-    def write_arm(self, arm: ArmSelection, source: dict[str, Any]) -> tuple[ArmOutput, dict[str, Any]]:
+    def write_dataset(self, selection: DatasetSelection, source: dict[str, Any]) -> tuple[DatasetOutput, DatasetReport]:
         cfg = self.config
-        rows = [example_row(c, self.catalog, cfg.prompt, cfg.system_prompt) for c in arm.examples]
-        data_file = DATA_FILES[cfg.output_format]
-        data_path = f"{arm.name}/{data_file}"
-        card_path = f"{arm.name}/{CARD_FILE}"
-        write_rows(self.stage_store, data_path, rows, cfg.output_format)
-        for other in DATA_FILES.values():  # a dataset written earlier in the other format would be stale
-            if other != data_file and self.stage_store.exists(f"{arm.name}/{other}"):
-                self.stage_store.delete(f"{arm.name}/{other}")
-        stats = arm_statistics(arm, list(self.heuristic_rank))
+        name = selection.name
+        rows = [example_row(c, self.catalog, cfg.prompt, cfg.system_prompt) for c in selection.examples]
+        data_path = self.paths.data_file(name, cfg.output_format)
+        card_path = self.paths.card(name)
+        write_rows(self.store, data_path, rows, cfg.output_format)
+        for other in self.paths.data_files(name):  # a dataset written earlier in the other format would be stale
+            if other != data_path and self.store.exists(other):
+                self.store.delete(other)
+        stats = dataset_statistics(selection, list(self.heuristic_rank))
         groups: dict[str, list[str]] = {}
         keys: dict[str, list[str]] = {}
-        for c in arm.examples:
+        for c in selection.examples:
             groups.setdefault(c.question_id, []).append(c.completion)
             keys.setdefault(c.question_id, []).append(c.id)
         diversity = summarize_diversity(groups, cfg.diversity.ngram_max, cfg.diversity.max_overall, keys).as_dict()
-        card = render_card(arm.name, stats, diversity, self.settings_for_card(arm.name), source, data_file, rows[0] if rows else None)
-        self.stage_store.write_text(card_path, card)
+        data_file = data_path.rsplit("/", 1)[-1]
+        card = render_card(name, stats, diversity, self.settings_for_card(name), source, data_file, rows[0] if rows else None)
+        self.store.write_text(card_path, card)
         if not rows:
-            logger.warning("arm %s is empty: wrote an empty %s and a card that says why", arm.name, self.stage_store.uri(data_path))
-        for note in arm.notes:
-            logger.warning("arm %s: %s", arm.name, note)
-        out = ArmOutput(arm.name, f"{STAGE}/{data_path}", f"{STAGE}/{card_path}", len(rows), stats["questions"])
-        return out, {"path": out.data_path, "card": out.card_path, **stats, "diversity": diversity}
+            logger.warning("dataset %s is empty: wrote an empty %s and a card that says why", name, self.store.uri(data_path))
+        for note in selection.notes:
+            logger.warning("dataset %s: %s", name, note)
+        out = DatasetOutput(name, data_path, card_path, len(rows), stats["questions"])
+        return out, DatasetReport.model_validate({"path": data_path, "card": card_path, **stats, "diversity": diversity})
 
     # ----- entry --------------------------------------------------------------------------------
     def run(self) -> SelectOutputs:
         cfg = self.config
         records = self.load_records()
         manifest = RunManifest.load_or_create(self.store)
-        gen_record = manifest.stage(GENERATE_STAGE)
+        gen_record = manifest.stage(RunLayout.generate.root)
         if gen_record is not None and gen_record.status != "done":
             logger.warning("the generate stage is %s: selecting from the %s records stored so far", gen_record.status, len(records))
-        manifest.start_stage(STAGE, manifest_config(cfg))
         scorer: AdherenceScorer | None = None
-        try:
-            reverified = self.reverify(records) if cfg.reverify else None
-            scorer = open_scorer(cfg.scorer, self.catalog, cfg.progress)
-            scores, scorer_summary = self.score(scorer, records)
+        with manifest.recording(STAGE, manifest_config(cfg)) as record:
+            try:
+                reverified = self.reverify(records) if cfg.reverify else None
+                scorer = open_scorer(cfg.scorer, self.catalog, cfg.progress)
+                scores, scorer_summary = self.score(scorer, records)
+            finally:
+                if scorer is not None:
+                    scorer.close()
             order = self.question_order(records)
-            arm_inp = self.arm_inputs(records, scores, order)
+            inputs = self.selection_inputs(records, scores, order)
             source = {
                 "run_id": manifest.run_id,
                 "records": len(records),
                 "correct": sum(1 for r in records if r.get("correct")),
                 "model": ", ".join(sorted({str(r.get("model")) for r in records if r.get("model")})) or "unknown",
             }
-            arm_outputs: dict[str, ArmOutput] = {}
-            arm_reports: dict[str, Any] = {}
-            for name in cfg.arms:
-                arm = arm_rules.ARM_BUILDERS[name](arm_inp)
-                arm_outputs[name], arm_reports[name] = self.write_arm(arm, source)
-            report = self.report(records, order, scorer_summary, reverified, arm_reports, source)
-            self.stage_store.write_json(REPORT, report)
-        except BaseException as exc:
-            manifest.fail_stage(STAGE, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if scorer is not None:
-                scorer.close()
-        artifacts = [f"{STAGE}/{REPORT}"] + [p for a in arm_outputs.values() for p in (a.data_path, a.card_path)]
-        summary = {name: {"examples": a.examples, "questions": a.questions} for name, a in arm_outputs.items()}
-        manifest.finish_stage(STAGE, artifacts, outputs={"arms": summary, "unscored": scorer_summary["unscored"]})
+            outputs: dict[str, DatasetOutput] = {}
+            reports: dict[str, DatasetReport] = {}
+            for name in cfg.datasets:
+                outputs[name], reports[name] = self.write_dataset(rules.DATASET_BUILDERS[name](inputs), source)
+            report = self.report(records, order, scorer_summary, reverified, reports, source)
+            self.store.write_json(self.paths.report, report.dump())
+            record.artifacts = [self.paths.report] + [p for a in outputs.values() for p in (a.data_path, a.card_path)]
+            summary = {name: {"examples": a.examples, "questions": a.questions} for name, a in outputs.items()}
+            record.outputs = {"datasets": summary, "unscored": scorer_summary["unscored"]}
         logger.info(
             "selected from %s generations (%s correct): %s", len(records), source["correct"],
-            ", ".join(f"{n} {a.examples} examples / {a.questions} questions" for n, a in arm_outputs.items()),
+            ", ".join(f"{n} {a.examples} examples / {a.questions} questions" for n, a in outputs.items()),
         )
-        return SelectOutputs(cfg.run_dir, self.stage_store.uri(), arm_outputs, report, summary)
+        return SelectOutputs(cfg.run_dir, self.layout.uri(self.paths.root), outputs, report.dump(), summary)
 
     def report(
         self, records: list[dict[str, Any]], order: dict[str, int], scorer_summary: dict[str, Any],
-        reverified: dict[str, Any] | None, arm_reports: dict[str, Any], source: dict[str, Any],
-    ) -> dict[str, Any]:
+        reverified: dict[str, Any] | None, datasets: dict[str, DatasetReport], source: dict[str, Any],
+    ) -> SelectReport:
         per_heuristic: dict[str, dict[str, int]] = {h: {"samples": 0, "correct": 0} for h in self.heuristic_rank}
         per_round: dict[str, dict[str, int]] = {}
         for rec in records:
@@ -417,10 +393,10 @@ class SelectionStage:
             r = per_round.setdefault(str(rec.get("round") or 1), {"samples": 0, "correct": 0})
             r["samples"] += 1
             r["correct"] += int(bool(rec.get("correct")))
-        return {
-            "run_dir": self.config.run_dir,
-            "run_id": source["run_id"],
-            "inputs": {
+        return SelectReport(
+            run_dir=self.config.run_dir,
+            run_id=source["run_id"],
+            inputs={
                 "generations": generations_digest(self.config.run_dir),
                 "records": len(records),
                 "correct": source["correct"],
@@ -430,12 +406,12 @@ class SelectionStage:
                 "per_round": dict(sorted(per_round.items(), key=lambda kv: int(kv[0]))),
                 "model": source["model"],
             },
-            "reverify": reverified,
-            "catalog": self.catalog.source,
-            "scorer": scorer_summary,
-            "arms": arm_reports,
-            "config": _mask(self.config.model_dump(mode="json")),
-        }
+            reverify=reverified,
+            catalog=self.catalog.source,
+            scorer=scorer_summary,
+            datasets=datasets,
+            config=mask_secrets(self.config.model_dump(mode="json")),
+        )
 
 
 def run(config: SelectConfig) -> SelectOutputs:

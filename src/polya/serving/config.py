@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from polya.config.base import StageConfig
-from polya.models.embedded import EMBEDDED_MODEL
+from polya.core.config import StageConfig, http_url
+from polya.models import EMBEDDED_MODEL
+
+JUDGE_API_KEY_ENV = "POLYA_JUDGE_API_KEY"
+"""Environment variable read for an LLM judge's API key (adherence scoring, composition analysis) when its config sets none."""
 
 
 class ServerConfig(StageConfig):
@@ -22,7 +25,7 @@ class ServerConfig(StageConfig):
         default=EMBEDDED_MODEL,
         description=f"Model to serve: '{EMBEDDED_MODEL}' (the embedded default), an HF hub id, or a local checkpoint directory.",
     )
-    endpoint: str | None = Field(
+    endpoint: Annotated[str | None, http_url("http://localhost:8000/v1")] = Field(
         default=None,
         description="Base URL of an already running OpenAI-compatible server (e.g. http://vllm:8000/v1). When set, no server is started.",
     )
@@ -56,11 +59,4 @@ class ServerConfig(StageConfig):
         default=None, description="Where the started server's log goes; default: the run directory's logs/vllm-server.log."
     )
 
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("endpoint must be an http:// or https:// URL such as http://localhost:8000/v1")
-        return value.rstrip("/")
+

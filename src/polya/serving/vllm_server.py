@@ -12,19 +12,18 @@ import contextlib
 import importlib.metadata
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 
-from polya.errors import ServerError
-from polya.models.embedded import EMBEDDED_MODEL, resolve_model
+from polya.core.errors import ServerError
+from polya.core.processes import stop_process, wait_for_http
+from polya.models import EMBEDDED_MODEL, resolve_model
 from polya.serving.config import ServerConfig
 
 logger = logging.getLogger(__name__)
@@ -69,14 +68,6 @@ def _on_cpu() -> bool:
         return not torch.cuda.is_available()
     except ImportError:
         return True
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
 
 
 class VLLMServer:
@@ -143,47 +134,20 @@ class VLLMServer:
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + self.config.startup_timeout_s
-        url = f"{self.endpoint.root_url}/health"
-        started = time.monotonic()
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                code = self.process.poll()
-                if code is not None:
-                    raise ServerError(
-                        f"vLLM server exited with code {code} while starting; log {self.log_path}:\n{_tail(self.log_path)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == 200:
-                        logger.info("vLLM server healthy after %.0fs", time.monotonic() - started)
-                        return
-                if time.monotonic() > deadline:
-                    raise ServerError(
-                        f"vLLM server did not become healthy within {self.config.startup_timeout_s:.0f}s "
-                        f"(server.startup_timeout_s); log {self.log_path}:\n{_tail(self.log_path)}"
-                    )
-                time.sleep(1.0)
+        took = wait_for_http(
+            f"{self.endpoint.root_url}/health", self.process, self.config.startup_timeout_s, what="vLLM server", log=self.log_path,
+            poll_s=1.0, hint=" (server.startup_timeout_s)",
+        )
+        logger.info("vLLM server healthy after %.0fs", took)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Stop the server's whole process group: SIGTERM, then SIGKILL after ``grace_s``."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        logger.info("stopping vLLM server (pid %s)", proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        # Workers may outlive the parent briefly; make sure nothing of the group remains.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if self.process is not None and self.process.poll() is None:
+            logger.info("stopping vLLM server (pid %s)", self.process.pid)
+        stop_process(self.process, grace_s, group=True)
 
     def __enter__(self) -> Endpoint:
         return self.start()

@@ -17,14 +17,13 @@ The loss covers the assistant's tokens only, in one of two ways (``loss_mask``):
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Literal
 
-from polya.errors import ConfigError, DataError, PolyaError
+from polya.core.errors import ConfigError, DataError, PolyaError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def file_format(uri: str, fmt: str) -> Literal["jsonl", "parquet"]:
         return "jsonl"
     if uri.endswith(".parquet"):
         return "parquet"
-    raise ConfigError(f"dataset {uri!r}: cannot tell the format from the extension; set dataset_format to jsonl or parquet")
+    raise ConfigError(f"dataset {uri!r}: cannot tell the format from the extension; set data_file_format to jsonl or parquet")
 
 
 def exists(uri: str) -> bool:
@@ -65,7 +64,7 @@ def exists(uri: str) -> bool:
 
 
 def _s3_parent(uri: str) -> tuple[Any, str]:
-    from polya.store import open_store
+    from polya.core.store import open_store
 
     rest = uri[len("s3://") :].strip("/")
     if "/" not in rest:
@@ -91,15 +90,11 @@ def _local_copy(uri: str, tmp: Path) -> Path:
 
 def _read_rows(path: Path, fmt: str, uri: str) -> Iterable[tuple[str, Any]]:
     if fmt == "jsonl":
+        from polya.core.jsonl import jsonl_lines
+
         with path.open("rb") as handle:
-            for line_no, raw in enumerate(handle, start=1):
-                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8", errors="strict").strip()
-                if not text:
-                    continue
-                try:
-                    yield f"line {line_no}", json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield f"line {line_no}", DataError(f"not valid JSON ({exc.msg})")
+            for line_no, row in jsonl_lines(handle, require_object=False):
+                yield f"line {line_no}", row
         return
     import pyarrow.parquet as pq
 
@@ -139,12 +134,12 @@ def check_messages(row: Any) -> list[dict[str, str]]:
 
 def load_chat_dataset(uri: str, fmt: str = "auto") -> ChatDataset:
     """Read and check every row of ``uri``; any malformed row raises :class:`DataError` naming it."""
-    import hashlib
+    from polya.core.digest import file_sha256
 
     kind = file_format(uri, fmt)
     with tempfile.TemporaryDirectory(prefix="polya-sft-data-") as tmp:
         path = _local_copy(uri, Path(tmp))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
         messages: list[list[dict[str, str]]] = []
         problems: list[str] = []
         try:
@@ -156,7 +151,7 @@ def load_chat_dataset(uri: str, fmt: str = "auto") -> ChatDataset:
                 except ValueError as exc:
                     problems.append(f"{where}: {exc}")
         except UnicodeDecodeError as exc:
-            raise DataError(f"dataset {uri} is not UTF-8 text ({exc.reason}); is dataset_format right?") from None
+            raise DataError(f"dataset {uri} is not UTF-8 text ({exc.reason}); is data_file_format right?") from None
     if problems:
         shown = "; ".join(problems[:MAX_REPORTED_PROBLEMS])
         more = f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)" if len(problems) > MAX_REPORTED_PROBLEMS else ""
@@ -165,7 +160,7 @@ def load_chat_dataset(uri: str, fmt: str = "auto") -> ChatDataset:
             f"{{messages: [{{role, content}}, ...]}} ending in an assistant turn: {shown}{more}"
         )
     if not messages:
-        raise DataError(f"dataset {uri} holds no rows; run `polya select` first or point dataset at a file of chat rows")
+        raise DataError(f"dataset {uri} holds no rows; run `polya select` first or point data_file at a file of chat rows")
     return ChatDataset(uri=uri, messages=messages, sha256=digest)
 
 

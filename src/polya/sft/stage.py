@@ -2,7 +2,7 @@
 
 ``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
 
-Layout under the output (``<run_dir>/sft/<arm>/`` by default)::
+Layout under the output (``<run_dir>/sft/<dataset>/`` by default, :class:`polya.core.layout.TrainingLayout`)::
 
     config.json              settings that decide what is trained (checked on resume)
     checkpoint-N/            every save_steps: HF model + tokenizer + optimizer/scheduler/RNG state
@@ -40,37 +40,28 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polya.checkpoints import (
-    FINAL,
-    IDENTITY,
-    METRICS_FILE,
-    SUMMARY,
-    check_identity,
-    checkpoint_step,
-    finished_summary,
-    identity_digest,
-    last_local_checkpoint,
-    peak_rss_mib,
-    resumable_checkpoint,
-    start_over,
-    trim_metrics,
-    work_dir,
-)
-from polya.errors import ConfigError
-from polya.models.embedded import resolve_model
-from polya.run import RunManifest
-from polya.sft import zero
-from polya.sft.callbacks import CheckpointUploadCallback, SftMetricsCallback, upload_metrics
+from polya.core.errors import ConfigError
+from polya.core.manifest import record_stage
+from polya.core.store import ArtifactStore, open_store
+from polya.models import load_config_and_tokenizer
+from polya.sft.callbacks import SftMetricsCallback
 from polya.sft.config import STAGE, SftConfig
-from polya.sft.data import ChatDataset, LossMask, build_train_dataset, exists, load_chat_dataset, resolve_loss_mask
+from polya.sft.data import (
+    ChatDataset,
+    LossMask,
+    build_train_dataset,
+    exists,
+    load_chat_dataset,
+    resolve_loss_mask,
+)
 from polya.sft.trainer import PolyaSFTTrainer, uses_packed_rows
-from polya.store import ArtifactStore, open_store
+from polya.training import checkpoints as ckpt
+from polya.training import zero
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +109,15 @@ def _local_rank() -> int:
 
 
 def _dataset_uri(config: SftConfig) -> str:
-    if config.dataset:
-        return config.dataset
-    candidates = config.default_dataset_candidates()
+    if config.data_file:
+        return config.data_file
+    candidates = config.default_data_files()
     for candidate in candidates:
         if exists(candidate):
             return candidate
     raise ConfigError(
-        f"dataset: no training data for arm {config.arm!r} at {' or '.join(candidates)}; run `polya select` first "
-        "(or set dataset to a JSONL/Parquet file of chat rows)"
+        f"dataset: no training data for select dataset {config.dataset!r} at {' or '.join(candidates)}; run `polya select` first "
+        "(or set data_file to a JSONL/Parquet file of chat rows)"
     )
 
 
@@ -150,7 +141,7 @@ def preflight(config: SftConfig) -> Plan:
     bf16 = {"on": True, "off": False}.get(config.bf16, cuda and torch.cuda.is_bf16_supported())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
 
-    dataset = load_chat_dataset(_dataset_uri(config), config.dataset_format)
+    dataset = load_chat_dataset(_dataset_uri(config), config.data_file_format)
 
     if config.lora.enabled:
         if importlib.util.find_spec("peft") is None:
@@ -163,30 +154,22 @@ def preflight(config: SftConfig) -> Plan:
             "single-process CPU path, or run on a GPU machine"
         )
 
-    model_path = resolve_model(config.model)
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        model_config = AutoConfig.from_pretrained(model_path)
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"model {config.model!r}: cannot load its config/tokenizer from {model_path}: {exc}") from None
+    model_path, model_config, tokenizer = load_config_and_tokenizer(config.model)
     loss_mask = resolve_loss_mask(config.loss_mask, tokenizer)
 
     per_step = config.batch_size * config.grad_accumulation * world_size
     estimated = config.max_steps or max(1, int(-(-len(dataset) // per_step) * config.epochs))
     if deepspeed_path is not None:
         zero.check_config(
-            deepspeed_path, config, hidden_size=_hidden_size(model_config), num_training_steps=estimated, bf16=bf16,
-            world_size=world_size,
+            deepspeed_path, config, per_device_batch=config.batch_size, grad_accumulation=config.grad_accumulation,
+            hidden_size=_hidden_size(model_config), num_training_steps=estimated, bf16=bf16, world_size=world_size,
         )
 
-    remote = config.output_uri.startswith("s3://")
     output_store = open_store(config.output_uri)
     plan = Plan(
         dataset=dataset, model_path=model_path, tokenizer=tokenizer, loss_mask=loss_mask, deepspeed_path=deepspeed_path,
-        cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store, work_dir=work_dir(STAGE, config.output_uri, config.local_dir, remote),
-        remote=remote, estimated_steps=estimated,
+        cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store,
+        work_dir=ckpt.work_dir(STAGE, config.output_uri, config.local_dir, config.remote), remote=config.remote, estimated_steps=estimated,
     )
     if loss_mask == "prompt_completion":
         plan.notes.append("chat template has no {% generation %} markers: prompt/completion rows, loss on the last assistant turn")
@@ -213,24 +196,16 @@ class SftStage:
     # ----- trainer -------------------------------------------------------------------------
     def training_args(self, plan: Plan) -> Any:
         """TRL's ``SFTConfig`` for this run."""
-        import torch
         from trl import SFTConfig as TrlSFTConfig
 
         cfg = self.config
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[cfg.dtype]
-        attn = self._attn_implementation()
+        common = cfg.trainer_arguments(
+            output_dir=str(plan.work_dir), bf16=plan.bf16, use_cpu=not plan.cuda,
+            deepspeed=str(plan.deepspeed_path) if plan.deepspeed_path else None, progress=cfg.progress,
+        )
+        common["model_init_kwargs"]["attn_implementation"] = self._attn_implementation()
         return TrlSFTConfig(
-            output_dir=str(plan.work_dir),
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps or -1,
-            learning_rate=cfg.learning_rate,
-            lr_scheduler_type=cfg.lr_scheduler,
-            warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
-            weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm,
-            adam_beta1=zero.ADAM_BETAS[0],
-            adam_beta2=zero.ADAM_BETAS[1],
-            adam_epsilon=zero.ADAM_EPSILON,
+            **common,
             per_device_train_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.grad_accumulation,
             max_length=cfg.max_seq_length,
@@ -238,23 +213,9 @@ class SftStage:
             packing_strategy="bfd",
             assistant_only_loss=plan.loss_mask == "generation_markers",
             completion_only_loss=True if plan.loss_mask == "prompt_completion" else None,
-            bf16=plan.bf16,
-            fp16=False,
-            use_cpu=not plan.cuda,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-            save_strategy="steps",
-            save_steps=cfg.save_steps,
-            save_total_limit=cfg.save_total_limit,
-            logging_strategy="steps",
-            logging_steps=cfg.logging_steps,
             logging_first_step=True,
-            seed=cfg.seed,
-            deepspeed=str(plan.deepspeed_path) if plan.deepspeed_path else None,
-            report_to=[],
-            disable_tqdm=not cfg.progress,
             dataloader_num_workers=cfg.dataloader_workers,
             include_num_input_tokens_seen=self._token_counting(),
-            model_init_kwargs={"dtype": dtype, "attn_implementation": attn},
         )
 
     def _attn_implementation(self) -> str:
@@ -304,24 +265,13 @@ class SftStage:
         work = plan.work_dir
         adapter_dir: Path | None = None
         if self.config.lora.enabled:
-            adapter_dir = self._replace_dir(work / ADAPTER, lambda tmp: trainer.save_model(str(tmp)))
+            adapter_dir = ckpt.replace_dir(work / ADAPTER, lambda tmp: trainer.save_model(str(tmp)), self.is_main)
             if self.config.lora.merge:
-                final_dir = self._replace_dir(work / FINAL, lambda tmp: self._merge_adapter(plan, adapter_dir, tmp))
+                final_dir = ckpt.replace_dir(work / ckpt.FINAL, lambda tmp: self._merge_adapter(plan, adapter_dir, tmp), self.is_main)
             else:
                 final_dir = adapter_dir
             return final_dir, adapter_dir
-        return self._replace_dir(work / FINAL, lambda tmp: trainer.save_model(str(tmp))), None
-
-    def _replace_dir(self, target: Path, write: Any) -> Path:
-        tmp = target.parent / f".tmp-{target.name}"
-        if self.is_main and tmp.exists():
-            shutil.rmtree(tmp)
-        write(tmp)  # every rank calls save_model (ZeRO-3 gathers the weights); the main process writes
-        if self.is_main:
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        return target
+        return ckpt.replace_dir(work / ckpt.FINAL, lambda tmp: trainer.save_model(str(tmp)), self.is_main), None
 
     def _merge_adapter(self, plan: Plan, adapter_dir: Path | None, target: Path) -> None:
         if not self.is_main:
@@ -342,29 +292,20 @@ class SftStage:
         cfg = self.config
         plan = preflight(cfg)
         identity = self._identity(plan)
-        digest = identity_digest(identity)
-        check_identity(plan.output_store, cfg.resume, identity, "use another output (or arm)")
+        digest = ckpt.identity_digest(identity)
+        ckpt.check_identity(plan.output_store, cfg.resume, identity, "use another output (or dataset)")
 
-        done = finished_summary(plan.output_store, cfg.resume, digest)
+        done = ckpt.finished_summary(plan.output_store, cfg.resume, digest)
         if done is not None:
             logger.info("%s already holds a finished run with these settings; nothing to train", plan.output_store.uri())
             return self._outputs(plan, done)
 
-        manifest = RunManifest.load_or_create(open_store(cfg.run_dir)) if self.is_main else None
-        if manifest is not None:
-            manifest.start_stage(cfg.manifest_stage, manifest_config(cfg, plan.dataset.sha256))
-        try:
+        with record_stage(cfg.run_dir if self.is_main else None, cfg.manifest_stage, manifest_config(cfg, plan.dataset.sha256)) as record:
             summary = self._train(plan, identity, digest)
-        except BaseException as exc:
-            if manifest is not None:
-                manifest.fail_stage(cfg.manifest_stage, f"{type(exc).__name__}: {exc}")
-            raise
-        out = self._outputs(plan, summary)
-        if manifest is not None:
-            manifest.finish_stage(cfg.manifest_stage, self._manifest_artifacts(plan), outputs={
-                k: summary.get(k) for k in ("global_step", "train_loss", "tokens", "tokens_per_s", "final", "resumed_from")
-            })
-        return out
+            names = (ckpt.FINAL, ckpt.SUMMARY, ckpt.METRICS_FILE) + ((ADAPTER,) if cfg.lora.enabled else ())
+            record.artifacts = ckpt.run_artifacts(cfg.run_dir, plan.output_store, names)
+            record.outputs = {k: summary.get(k) for k in ("global_step", "train_loss", "tokens", "tokens_per_s", "final", "resumed_from")}
+        return self._outputs(plan, summary)
 
     def _train(self, plan: Plan, identity: dict[str, Any], digest: str) -> dict[str, Any]:
         cfg = self.config
@@ -373,17 +314,17 @@ class SftStage:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
         if _local_rank() == 0:
             if cfg.resume == "off":
-                start_over(plan.work_dir, plan.output_store, plan.remote, (METRICS_FILE, SUMMARY))
+                ckpt.start_over(plan.work_dir, plan.output_store, plan.remote, (ckpt.METRICS_FILE, ckpt.SUMMARY))
             else:
-                resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote)  # fetches a newer stored one
+                ckpt.resumable_checkpoint(plan.work_dir, plan.output_store, plan.remote)  # fetches a newer stored one
         if self.is_main:
-            plan.output_store.write_json(IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
+            plan.output_store.write_json(ckpt.IDENTITY, {"identity": identity, "config": cfg.model_dump(mode="json")})
         state.wait_for_everyone()
 
-        checkpoint = last_local_checkpoint(plan.work_dir) if cfg.resume == "auto" else None
-        resumed_step = checkpoint_step(checkpoint.name) if checkpoint else None
+        checkpoint = ckpt.last_local_checkpoint(plan.work_dir) if cfg.resume == "auto" else None
+        resumed_step = ckpt.checkpoint_step(checkpoint.name) if checkpoint else None
         if self.is_main and resumed_step is not None:
-            trim_metrics(plan.work_dir, resumed_step)
+            ckpt.trim_metrics(plan.work_dir, resumed_step)
         if checkpoint is not None:
             logger.info("resuming from %s (step %s)", checkpoint, resumed_step)
 
@@ -392,9 +333,11 @@ class SftStage:
 
             start_http_server(cfg.metrics_port)
 
-        metrics_cb = SftMetricsCallback(plan.work_dir / METRICS_FILE)
+        metrics_cb = SftMetricsCallback(plan.work_dir / ckpt.METRICS_FILE)
         callbacks: list[Any] = [metrics_cb]
         if plan.remote:
+            from polya.training.callbacks import CheckpointUploadCallback
+
             callbacks.append(CheckpointUploadCallback(plan.output_store, plan.work_dir))
         for note in plan.notes:
             logger.info("%s", note)
@@ -427,9 +370,9 @@ class SftStage:
         session_tokens = int(state.num_input_tokens_seen or 0) - int(getattr(trainer, "_initial_num_input_tokens_seen", 0) or 0)
         store = plan.output_store
         return {
-            "arm": cfg.arm,
+            "dataset": cfg.dataset,
             "model": cfg.model,
-            "dataset": plan.dataset.uri,
+            "data_file": plan.dataset.uri,
             "dataset_sha256": plan.dataset.sha256,
             "examples": len(plan.dataset),
             "loss_mask": plan.loss_mask,
@@ -449,10 +392,10 @@ class SftStage:
             "session_tokens": session_tokens,
             "session_runtime_s": round(runtime, 3),
             "tokens_per_s": round(session_tokens / runtime, 2) if runtime > 0 else None,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": ckpt.peak_rss_mib(),
             "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if plan.cuda else None,
             "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
-            "final": store.uri(FINAL if final_dir.name == FINAL else ADAPTER),
+            "final": store.uri(ckpt.FINAL if final_dir.name == ckpt.FINAL else ADAPTER),
             "adapter": store.uri(ADAPTER) if adapter_dir is not None else None,
             "local_dir": str(plan.work_dir),
             "identity_sha256": digest,
@@ -468,28 +411,20 @@ class SftStage:
                 for stale in store.list(folder.name):
                     store.delete(stale)
                 store.upload_dir(folder, folder.name)
+            from polya.training.callbacks import upload_metrics
+
             upload_metrics(store, plan.work_dir)
-        store.write_json(SUMMARY, summary)
+        store.write_json(ckpt.SUMMARY, summary)
         logger.info(
             "trained %s steps (loss %s -> %s, %s tokens/s); final model at %s",
             summary["global_step"], summary["first_loss"], summary["last_loss"], summary["tokens_per_s"], summary["final"],
         )
 
-    def _manifest_artifacts(self, plan: Plan) -> list[str]:
-        """Store paths (relative to the run directory) of the outputs, when the output lies inside it."""
-        run_store_uri = open_store(self.config.run_dir).uri()
-        output_uri = plan.output_store.uri()
-        if not output_uri.startswith(run_store_uri.rstrip("/") + "/"):
-            return []
-        relative = output_uri[len(run_store_uri.rstrip("/")) + 1 :]
-        names = [FINAL, SUMMARY, METRICS_FILE] + ([ADAPTER] if self.config.lora.enabled else [])
-        return [f"{relative}/{name}" for name in names if plan.output_store.exists(name) or plan.output_store.list(name)]
-
     def _outputs(self, plan: Plan, summary: dict[str, Any]) -> SftOutputs:
         return SftOutputs(
             run_dir=self.config.run_dir,
             output_uri=plan.output_store.uri(),
-            final_uri=str(summary.get("final") or plan.output_store.uri(FINAL)),
+            final_uri=str(summary.get("final") or plan.output_store.uri(ckpt.FINAL)),
             local_dir=str(plan.work_dir),
             summary=summary,
             adapter_uri=summary.get("adapter"),

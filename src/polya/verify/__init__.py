@@ -7,12 +7,12 @@
 """
 
 from polya.verify.client import LocalVerifier, Verifier, VerifierClient, open_verifier
-from polya.verify.stage import verify_jsonl
 from polya.verify.config import VerifierConfig
 from polya.verify.judge import judge_item
 from polya.verify.math_judge import MathVerdict, extract_final_answer, judge_math
 from polya.verify.pool import JudgePool, JudgePoolError
 from polya.verify.protocol import Verdict, VerifyItem
+from polya.verify.stage import verify_jsonl
 
 __all__ = [
     "JudgePool",

@@ -20,12 +20,12 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Self, Sequence
 
 import httpx
 from pydantic import ValidationError
 
-from polya.errors import DataError, ServerError
+from polya.core.errors import DataError, ServerError
 from polya.verify.config import TOKEN_ENV, VerifierConfig
 from polya.verify.protocol import Verdict, VerifyItem
 
@@ -71,7 +71,29 @@ def first_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class VerifierClient:
+class _Closing:
+    """``with`` / ``async with`` for a verifier: :meth:`close` or :meth:`aclose` at the end."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class VerifierClient(_Closing):
     """Judge items on a verifier service at ``base_url`` (``http://host:8080``, with or without ``/v1``)."""
 
     def __init__(
@@ -174,17 +196,6 @@ class VerifierClient:
             self._sync.close()
             self._sync = None
 
-    def __enter__(self) -> "VerifierClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "VerifierClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ----- internals -------------------------------------------------------------------------------
 
@@ -284,7 +295,7 @@ class VerifierClient:
         return text
 
 
-class LocalVerifier:
+class LocalVerifier(_Closing):
     """Judge items in this process's own judge pool (started on first use, stopped by :meth:`close`)."""
 
     def __init__(self, config: VerifierConfig | None = None, **overrides: Any):
@@ -326,16 +337,7 @@ class LocalVerifier:
                 self._pool.close()
                 self._pool = None
 
-    def __enter__(self) -> "LocalVerifier":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "LocalVerifier":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
 
 

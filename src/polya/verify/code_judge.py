@@ -19,7 +19,12 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from polya.verify.sandbox import SCRIPT_NAME, SandboxLimits, SandboxResult, run_python_sandboxed
+from polya.verify.sandbox import (
+    SCRIPT_NAME,
+    SandboxLimits,
+    SandboxResult,
+    run_python_sandboxed,
+)
 
 logger = logging.getLogger(__name__)
 

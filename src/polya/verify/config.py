@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from polya.config.base import StageConfig
+from polya.core.config import StageConfig, http_url
+
+if TYPE_CHECKING:
+    from polya.verify.client import Verifier
 
 TOKEN_ENV = "POLYA_VERIFIER_TOKEN"
 """Environment variable holding the bearer token, used when ``auth_token`` is unset."""
@@ -89,3 +92,50 @@ class VerifierConfig(StageConfig):
     def code_deadline_s(self) -> float:
         """Hard limit on judging one code item: its own timeout plus the margin."""
         return self.code_timeout_s + self.code_deadline_margin_s
+
+
+def judge_deadline_s(math_timeout_s: float) -> float:
+    """Hard limit on judging one math item when a stage sets only math-verify's own timeout: twice
+    that timeout (math-verify times parsing and comparing separately) plus 5 s of start-up slack."""
+    return 2 * math_timeout_s + 5
+
+
+class JudgeSettings(StageConfig):
+    """How a stage judges answers: the verifier service at ``verifier_endpoint``, or in-process judges.
+
+    Mixed into the configs of every stage that judges (generate, select, eval), so the judges a
+    stage opens are configured one way everywhere.
+    """
+
+    verifier_endpoint: Annotated[str | None, http_url("http://polya-verifier:8080")] = Field(
+        default=None,
+        description="URL of a running verifier service (polya serve-verifier), e.g. http://polya-verifier:8080; unset: the same judges run in-process.",
+    )
+    judge_workers: int = Field(default=2, ge=1, le=64, description="In-process judge worker processes (ignored with verifier_endpoint).")
+    judge_timeout_s: int = Field(
+        default=5, ge=1, le=120,
+        description="Seconds math-verify may spend on one answer; a judge still busy after 2 x this + 5 s is killed and replaced.",
+    )
+
+    def verifier_config(self, **settings: Any) -> VerifierConfig:
+        """The :class:`VerifierConfig` of the in-process judges (``settings`` adds e.g. code_timeout_s)."""
+        return VerifierConfig(
+            workers=self.judge_workers, math_timeout_s=self.judge_timeout_s, item_deadline_s=judge_deadline_s(self.judge_timeout_s), **settings,
+        )
+
+    def open_verifier(self, **settings: Any) -> "Verifier":
+        """The stage's verifier: a client of ``verifier_endpoint``, else an in-process judge pool.
+
+        Use it as ``with`` / ``async with`` so it is closed (its judge processes stopped) at the end.
+        """
+        from polya.verify.client import open_verifier
+
+        return open_verifier(self.verifier_config(**settings), endpoint=self.verifier_endpoint)
+
+    def check_verifier(self) -> None:
+        """Fail before any server starts when ``verifier_endpoint`` does not answer ``/health``."""
+        if self.verifier_endpoint:
+            from polya.verify.client import VerifierClient
+
+            with VerifierClient(self.verifier_endpoint) as probe:
+                probe.health()

@@ -38,7 +38,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from polya.errors import PolyaError
+from polya.core.errors import PolyaError
 from polya.verify.judge import judge_item, oversized_verdict
 from polya.verify.protocol import Verdict, VerifyItem
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from polya.errors import DataError
-from polya.store.local import atomic_file
+from polya.core.errors import DataError
+from polya.core.jsonl import jsonl_objects
+from polya.core.store.local import atomic_file
 from polya.verify.client import Verifier, first_validation_error
 from polya.verify.protocol import VerifyItem
 
@@ -30,21 +31,13 @@ def read_items_jsonl(path: str | Path) -> tuple[list[dict[str, Any]], list[Verif
         raise DataError(f"input file not found: {p}")
     records: list[dict[str, Any]] = []
     items: list[VerifyItem] = []
-    with p.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{p}:{lineno}: each line must be a JSON object with kind, prediction, ...; got {type(record).__name__}")
+    with p.open("rb") as handle:
+        for lineno, record in jsonl_objects(handle, str(p), DataError):
             try:
                 item = VerifyItem.model_validate({k: v for k, v in record.items() if k in _ITEM_FIELDS})
             except ValidationError as exc:
                 raise DataError(
-                    f"{p}:{lineno}: not a valid item: {first_validation_error(exc)} "
+                    f"{p}: line {lineno}: not a valid item: {first_validation_error(exc)} "
                     "(an item needs kind math|code|choice and prediction; math and choice need reference, "
                     "choice needs options, code needs tests)"
                 ) from None

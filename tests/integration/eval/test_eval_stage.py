@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from polya.core.manifest import RunManifest
+from polya.core.store import open_store
 from polya.eval.config import EvalConfig
 from polya.eval.stage import run
 from polya.metrics import pass_at_k
-from polya.run.manifest import RunManifest
-from polya.store import open_store
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from polya.core.manifest import RunManifest
+from polya.core.outputs import iter_generations
+from polya.core.store import open_store
 from polya.generate.config import GenerateConfig
-from polya.generate.stage import iter_generations, run
-from polya.run.manifest import RunManifest
-from polya.store import open_store
+from polya.generate.stage import run
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def test_generate_streams_to_s3_and_resumes_there(vllm_endpoint, bucket: str) ->
     objects = store.list()
     shards = [p for p in objects if p.startswith("generate/generations/round-01/part-")]
     assert len(shards) >= 2, objects  # flush_every=2 with 8 samples streams several shards
-    records = list(iter_generations(run_dir))
+    records = list(iter_generations(open_store(run_dir)))
     assert len(records) == 2 * 2 * 2
     assert {(r["question_id"], r["heuristic"]) for r in records} == {
         (q["id"], h) for q in store.read_jsonl("generate/questions.jsonl") for h in ("decomposition", "bright_idea")
@@ -52,4 +53,4 @@ def test_generate_streams_to_s3_and_resumes_there(vllm_endpoint, bucket: str) ->
     again = run(config, endpoint=vllm_endpoint)
     assert again.summary["samples"] == 8
     assert [p for p in open_store(run_dir).list() if "/part-" in p] == [p for p in objects if "/part-" in p]
-    assert json.dumps(sorted(r["id"] for r in iter_generations(run_dir))) == json.dumps(sorted(r["id"] for r in records))
+    assert json.dumps(sorted(r["id"] for r in iter_generations(open_store(run_dir)))) == json.dumps(sorted(r["id"] for r in records))

@@ -17,10 +17,11 @@ import psutil
 import pytest
 import yaml
 
+from polya.core.manifest import RunManifest
+from polya.core.outputs import iter_generations
+from polya.core.store import open_store
 from polya.generate.config import GenerateConfig
-from polya.generate.stage import iter_generations, run
-from polya.run.manifest import RunManifest
-from polya.store import open_store
+from polya.generate.stage import run
 from polya.verify.math_judge import judge_math
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,7 @@ def test_generate_kill_resume_and_records(vllm_endpoint, tmp_path: Path) -> None
     ids = [json.loads(line)["id"] for shard in _shard_files(run_dir) for line in shard.read_text().splitlines()]
     assert len(ids) == len(set(ids)), "a sample was generated twice"
 
-    records = list(iter_generations(str(run_dir)))
+    records = list(iter_generations(open_store(str(run_dir))))
     questions = [json.loads(l) for l in (run_dir / "generate" / "questions.jsonl").read_text().splitlines()]
     assert len(questions) == 4
     by_round: dict[int, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))

@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from polya.errors import ServerError
+from polya.core.errors import ServerError
+from polya.core.outputs import iter_generations
+from polya.core.store import open_store
 from polya.generate.config import GenerateConfig
-from polya.generate.stage import iter_generations, run
+from polya.generate.stage import run
 from polya.verify.math_judge import judge_math
 
 pytestmark = pytest.mark.integration
@@ -43,7 +45,7 @@ def _math_items_judged(metrics_text: str) -> float:
 def test_generate_judges_through_the_verifier_service(vllm_endpoint, verifier_service, tmp_path: Path) -> None:
     before = _math_items_judged(httpx.get(f"{verifier_service.url}/metrics").text)
     run(_config(tmp_path / "run", verifier_service.url), endpoint=vllm_endpoint)
-    records = list(iter_generations(str(tmp_path / "run")))
+    records = list(iter_generations(open_store(str(tmp_path / "run"))))
     assert len(records) == 3 * 2 * 2
     after = _math_items_judged(httpx.get(f"{verifier_service.url}/metrics").text)
     assert after - before == len(records), "every sample must be judged by the service"

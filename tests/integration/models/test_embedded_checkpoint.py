@@ -40,7 +40,7 @@ def test_converted_checkpoint_matches_the_gguf_model(tmp_path: Path) -> None:
 
 
 def test_resolve_model_rejects_unknown_embedded_names_and_bad_dirs(tmp_path: Path) -> None:
-    from polya.errors import ConfigError
+    from polya.core.errors import ConfigError
     from polya.models import resolve_model
 
     with pytest.raises(ConfigError, match="embedded:smollm2-135m-instruct"):

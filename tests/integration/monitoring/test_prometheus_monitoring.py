@@ -28,6 +28,8 @@ import httpx
 import pytest
 import yaml
 
+from polya.core.processes import stop_process, wait_for_http
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
@@ -255,26 +257,10 @@ def prometheus(prometheus_bin: str, judged_verifier: Any, rules_file: Path, tmp_
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + PROMETHEUS_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus not ready within {PROMETHEUS_START_TIMEOUT_S:.0f}s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
+        wait_for_http(f"{url}/-/ready", proc, PROMETHEUS_START_TIMEOUT_S, what="prometheus", log=log, poll_s=0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s=20)
 
 
 def _query(url: str, expr: str) -> list[dict[str, Any]]:

@@ -16,10 +16,12 @@ import pytest
 import yaml
 from kube_api_server import KubeApiServer, Script
 
+from polya.core.store import open_store
 from polya.pipeline.config import ClusterTarget, S3Config
 from polya.pipeline.jobs import ClusterJobError
-from polya.pipeline.steps import SUMMARY_FILE, rl_step, sft_step
-from polya.store import open_store
+from polya.pipeline.steps.common import SUMMARY_FILE
+from polya.pipeline.steps.rl import rl_step
+from polya.pipeline.steps.sft import sft_step
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +73,7 @@ def test_sft_step_runs_a_pytorchjob_and_reads_the_checkpoint_back(tmp_path, buck
     with KubeApiServer() as api:
         succeed("polya-sft-polya-", api, job_work)
         model_dir = tmp_path / "model"
-        summary = sft_step("{max_seq_length: 256}", str(datasets), str(model_dir), arm="polya", max_steps=7,
+        summary = sft_step("{max_seq_length: 256}", str(datasets), str(model_dir), dataset="polya", max_steps=7,
                            checkpoint_root=f"s3://{bucket}/runs", cluster=target("pytorchjob", 3), api_client=api.api_client())
         assert api.deleted and api.deleted[0][0] == "pytorchjobs"
     assert seen["cfg"]["max_steps"] == 7 and seen["cfg"]["max_seq_length"] == 256 and seen["cfg"]["run_dir"].startswith(f"s3://{bucket}/runs/")
@@ -99,7 +101,7 @@ def test_rl_step_runs_a_rayjob_on_the_staged_model(tmp_path, bucket):
     sft_model = tmp_path / "sft-model"
     sft_model.mkdir()
     (sft_model / "config.json").write_text('{"model_type": "llama"}')
-    (sft_model / SUMMARY_FILE).write_text('{"arm": "polya"}')
+    (sft_model / SUMMARY_FILE).write_text('{"dataset": "polya"}')
     seen: dict = {}
 
     def job_work(obj: dict) -> None:  # what `polya rl` on the Ray cluster would leave in S3
@@ -124,7 +126,7 @@ def test_rl_step_runs_a_rayjob_on_the_staged_model(tmp_path, bucket):
 
 def test_jobs_refuse_a_local_checkpoint_root(tmp_path, write_chat_dataset):
     datasets = datasets_artifact(tmp_path / "datasets", write_chat_dataset)
-    from polya.errors import ConfigError
+    from polya.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="must be an s3:// URI"):
         sft_step("", str(datasets), str(tmp_path / "m"), checkpoint_root=str(tmp_path / "ckpt"), cluster=target("pytorchjob", 2))

@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from polya.pipeline.config import GpuPoolConfig
-from polya.pipeline.jobs import ClusterJobError, JobRunner, JobSpec, job_name, pytorchjob_manifest, rayjob_manifest
+from polya.pipeline.jobs import (
+    ClusterJobError,
+    JobRunner,
+    JobSpec,
+    job_name,
+    pytorchjob_manifest,
+    rayjob_manifest,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 

@@ -19,7 +19,7 @@ from kfp.dsl import Dataset, Markdown, Metrics, Model
 
 from polya.pipeline.kfp import run_local
 from polya.pipeline.loader import load_component
-from polya.pipeline.steps import SUMMARY_FILE
+from polya.pipeline.steps.common import SUMMARY_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_smoke_pipeline_runs_with_kfp_local(smoke_run):
     assert {r["heuristic"] for r in recs} == {"working_backward", "decomposition"} and all(isinstance(r["correct"], bool) for r in recs)
     datasets = run_dir / "select" / "datasets"
     report = json.loads((datasets / "select" / "report.json").read_text())
-    assert set(report["arms"]) == {"polya", "star"} if "arms" in report else True
+    assert set(report["datasets"]) == {"polya", "star"}
     for arm in ("polya", "star"):
         assert (datasets / "select" / arm / "train.jsonl").is_file()
     assert not (datasets / "generate").exists()  # the input was linked in for the stage and unlinked after
@@ -80,7 +80,7 @@ def test_generate_and_select_components_called_directly(smoke_run, tmp_path):
     assert metrics.metadata["samples"] == 4.0 and generations.metadata["pairs"] == 2
     datasets = Dataset(name="datasets", uri=str(tmp_path / "datasets"))
     sel_metrics = Metrics(name="m", uri=str(tmp_path / "sel-metrics"))
-    load_component("select").python_func(generations=generations, datasets=datasets, metrics=sel_metrics, arms="star,wrong_answer", config_yaml="progress: false")
+    load_component("select").python_func(generations=generations, datasets=datasets, metrics=sel_metrics, dataset_names="star,wrong_answer", config_yaml="progress: false")
     assert (tmp_path / "datasets" / "select" / "wrong_answer" / "train.jsonl").is_file()
     assert set(datasets.metadata) == {"star", "wrong_answer"} and "star/examples" in sel_metrics.metadata
 
@@ -91,13 +91,13 @@ def test_sft_then_rl_components_called_directly(tmp_path, write_chat_dataset):
     sft_model = Model(name="model", uri=str(tmp_path / "sft-model"))
     sft_metrics = Metrics(name="metrics", uri=str(tmp_path / "sft-metrics"))
     load_component("sft").python_func(
-        datasets=datasets, model=sft_model, metrics=sft_metrics, arm="polya", max_steps=2,
+        datasets=datasets, model=sft_model, metrics=sft_metrics, dataset="polya", max_steps=2,
         config_yaml="{batch_size: 2, max_seq_length: 192, logging_steps: 1, save_steps: 100, progress: false}",
         checkpoint_root=str(tmp_path / "ckpt"),
     )
     assert (tmp_path / "sft-model" / "config.json").is_file() and any((tmp_path / "sft-model").glob("*.safetensors"))
     summary = json.loads((tmp_path / "sft-model" / SUMMARY_FILE).read_text())
-    assert summary["global_step"] == 2 and sft_metrics.metadata["global_step"] == 2.0 and sft_model.metadata["arm"] == "polya"
+    assert summary["global_step"] == 2 and sft_metrics.metadata["global_step"] == 2.0 and sft_model.metadata["dataset"] == "polya"
 
     rl_model = Model(name="rl_model", uri=str(tmp_path / "rl-model"))
     rl_settings = {

@@ -35,12 +35,12 @@ def test_grpo_on_gpu_with_vllm_rollouts(tmp_path: Path) -> None:
     )
     out = run(config)
     assert out.summary["global_step"] == 2 and out.summary["rollout_engine"] == "vllm"
-    records = [json.loads(line) for line in (tmp_path / "run" / "rl" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "run" / "rl" / "base" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["verifier"]["verdicts"] == 8 for r in records)
 
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=str(tmp_path / "run" / "rl" / "final"), gpu_memory_utilization=0.3, max_model_len=512)
+    llm = LLM(model=str(tmp_path / "run" / "rl" / "base" / "final"), gpu_memory_utilization=0.3, max_model_len=512)
     text = llm.generate(["What is 2 + 3?"], SamplingParams(max_tokens=8))[0].outputs[0].text
     assert isinstance(text, str)
 
@@ -56,4 +56,4 @@ def test_grpo_with_deepspeed_zero2_learner(tmp_path: Path) -> None:
     )
     out = run(config)
     assert out.summary["global_step"] == 2
-    assert (tmp_path / "run" / "rl" / "final" / "config.json").is_file()
+    assert (tmp_path / "run" / "rl" / "base" / "final" / "config.json").is_file()

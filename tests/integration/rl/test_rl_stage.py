@@ -54,7 +54,7 @@ def start_and_kill_after_first_checkpoint(run_dir: Path, questions: Path, log: P
     (run_dir.parent / "rl.yaml").write_text(json.dumps(s), encoding="utf-8")
     with log.open("wb") as handle:
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-    state = run_dir / "rl" / "checkpoint-1" / "trainer_state.json"
+    state = run_dir / "rl" / "base" / "checkpoint-1" / "trainer_state.json"
     deadline = time.monotonic() + KILL_TIMEOUT_S
     try:
         while not state.is_file():
@@ -82,15 +82,15 @@ def test_grpo_run_is_killed_resumes_and_learns_from_the_verifier(tmp_path: Path,
     import torch
     from transformers import AutoModelForCausalLM
 
+    from polya.core.manifest import RunManifest
+    from polya.core.store import open_store
     from polya.rl.config import RlConfig
     from polya.rl.stage import run
-    from polya.run import RunManifest
-    from polya.store import open_store
 
     run_dir = tmp_path / "run"
     questions = write_questions(tmp_path / "questions.jsonl")
     start_and_kill_after_first_checkpoint(run_dir, questions, tmp_path / "killed.log")
-    out_dir = run_dir / "rl"
+    out_dir = run_dir / "rl" / "base"
     assert not (out_dir / "summary.json").exists(), "the killed run must not have finished"
 
     config = RlConfig.model_validate(settings(run_dir, questions))
@@ -128,7 +128,7 @@ def test_grpo_run_is_killed_resumes_and_learns_from_the_verifier(tmp_path: Path,
     assert json.loads((out_dir / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())["global_step"] == STEPS
 
     manifest = RunManifest.load_or_create(open_store(str(run_dir)))
-    assert manifest.stage("rl").status == "done" and manifest.stage("rl").attempts == 2
+    assert manifest.stage("rl/base").status == "done" and manifest.stage("rl/base").attempts == 2
 
     # The same command again finds the finished run and trains nothing.
     started = time.monotonic()

@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
+from polya.core.outputs import iter_generations
+from polya.core.store import LocalStore, open_store
+from polya.core.store.shards import ShardWriter, read_shards
 from polya.generate.config import GenerateConfig
-from polya.generate.stage import iter_generations
 from polya.generate.stage import run as run_generate
 from polya.heuristics import HeuristicCatalog
+from polya.metrics.similarity import normalize_text
 from polya.select.config import ScorerConfig, SelectConfig
-from polya.select.dedup import normalize_text
 from polya.select.scorers import RewardModelScorer, ScoreItem
 from polya.select.stage import run as run_select
-from polya.store import LocalStore
-from polya.store.shards import ShardWriter, read_shards
 from polya.verify.math_judge import judge_math
 
 pytestmark = pytest.mark.integration
@@ -95,20 +95,20 @@ def _rows(run_dir: Path, arm: str) -> list[dict[str, Any]]:
 
 
 def test_select_on_real_generations_keeps_its_invariants(generated_run: Path) -> None:
-    records = {r["id"]: r for r in iter_generations(str(generated_run))}
+    records = {r["id"]: r for r in iter_generations(open_store(str(generated_run)))}
     real = [r for r in records.values() if r["model"] != "hand-written"]
     assert real, "the generate stage wrote records"
     questions = {r["question_id"] for r in records.values()}
 
     out = run_select(SelectConfig(
-        run_dir=str(generated_run), arms=ARMS, n_per_question=2, budget=4, reverify=True, judge_workers=1, progress=False,
+        run_dir=str(generated_run), datasets=ARMS, n_per_question=2, budget=4, reverify=True, judge_workers=1, progress=False,
     ))
     report = out.report
     assert report["inputs"]["records"] == len(records)
     assert report["reverify"]["judged"] == len(records)
 
     for arm in ARMS:
-        arm_report = report["arms"][arm]
+        arm_report = report["datasets"][arm]
         assert arm_report["examples"] + sum(arm_report["rejections"].values()) == len(records), arm
         assert (generated_run / "select" / arm / "README.md").is_file()
         vendi = arm_report["diversity"]["vendi_per_question_mean"]
@@ -140,13 +140,13 @@ def test_select_on_real_generations_keeps_its_invariants(generated_run: Path) ->
 
 def test_llm_judge_scores_with_the_real_server(generated_run: Path, vllm_endpoint: Any) -> None:
     config = SelectConfig(
-        run_dir=str(generated_run), arms=["polya"], heuristics=["working_backward", "decomposition"], progress=False,
+        run_dir=str(generated_run), datasets=["polya"], heuristics=["working_backward", "decomposition"], progress=False,
         scorer=ScorerConfig(kind="llm_judge", endpoint=vllm_endpoint.base_url, max_tokens=8, parse_attempts=2, concurrency=4),
     )
     out = run_select(config)
     scorer = out.report["scorer"]
     eligible = [
-        r for r in iter_generations(str(generated_run))
+        r for r in iter_generations(open_store(str(generated_run)))
         if r["correct"] and r["heuristic"] in ("working_backward", "decomposition") and r.get("finish_reason") != "length" and r["completion"].strip()
     ]
     assert scorer["kind"] == "llm_judge" and scorer["solutions"] == len(eligible) == scorer["scored_now"]
@@ -156,13 +156,13 @@ def test_llm_judge_scores_with_the_real_server(generated_run: Path, vllm_endpoin
     assert all(1.0 <= c["score"] <= 10.0 for c in cached if c["score"] is not None)
     assert all(c["attempts"] == 2 and "unparseable" in c["detail"] for c in nulls)
     assert scorer["unscored"] == len(nulls)
-    polya = out.report["arms"]["polya"]
+    polya = out.report["datasets"]["polya"]
     assert polya["rejections"].get("unscored", 0) == len(nulls)  # on_unscored: drop
     assert all(r["score"] is not None and 1.0 <= r["score"] <= 10.0 for r in _rows(generated_run, "polya"))
 
     again = run_select(config)
     assert again.report["scorer"]["scored_now"] == 0 and again.report["scorer"]["from_cache"] == len(eligible)
-    assert again.report["arms"]["polya"]["examples"] == polya["examples"]
+    assert again.report["datasets"]["polya"]["examples"] == polya["examples"]
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_reward_model_scores_are_finite_deterministic_and_batch_independent(clas
 
 def test_select_with_the_reward_model_scorer_caches_its_scores(generated_run: Path, classifier_dir: Path) -> None:
     config = SelectConfig(
-        run_dir=str(generated_run), arms=["polya", "star"], progress=False,
+        run_dir=str(generated_run), datasets=["polya", "star"], progress=False,
         scorer=ScorerConfig(kind="reward_model", model=str(classifier_dir), batch_size=8),
     )
     out = run_select(config)

@@ -8,11 +8,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from polya.run.manifest import RunManifest
+from polya.core.manifest import RunManifest
+from polya.core.store import open_store
+from polya.core.store.shards import ShardWriter
 from polya.select.config import SelectConfig
 from polya.select.stage import run
-from polya.store import open_store
-from polya.store.shards import ShardWriter
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_select_reads_and_writes_an_s3_run_directory(bucket: str) -> None:
     ])
     writer.flush()
 
-    out = run(SelectConfig(run_dir=run_dir, arms=["polya", "star", "wrong_answer"], output_format="parquet", progress=False))
+    out = run(SelectConfig(run_dir=run_dir, datasets=["polya", "star", "wrong_answer"], output_format="parquet", progress=False))
     assert out.stage_uri == f"{run_dir}/select"
     table = pq.read_table(io.BytesIO(store.read_bytes("select/polya/train.parquet")))
     assert sorted(table.column("generation_id").to_pylist()) == [
@@ -49,7 +49,7 @@ def test_select_reads_and_writes_an_s3_run_directory(bucket: str) -> None:
     assert pq.read_table(io.BytesIO(store.read_bytes("select/wrong_answer/train.parquet"))).num_rows == 1
     assert "**2 examples over 2 questions**" in store.read_text("select/star/README.md")
     report = json.loads(store.read_text("select/report.json"))
-    assert report["arms"]["polya"]["examples"] == 3
+    assert report["datasets"]["polya"]["examples"] == 3
     stage = RunManifest.load_or_create(store).stage("select")
     assert stage is not None and stage.status == "done"
     assert all(stage.artifacts[p] == store.sha256(p) for p in stage.artifacts)

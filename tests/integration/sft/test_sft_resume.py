@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from polya.run.manifest import RunManifest
-from polya.checkpoints import last_local_checkpoint
-from polya.store import LocalStore
+from polya.core.manifest import RunManifest
+from polya.core.store import LocalStore
+from polya.training.checkpoints import last_local_checkpoint
 
 pytestmark = pytest.mark.integration
 

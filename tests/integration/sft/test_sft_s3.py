@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from polya.run.manifest import RunManifest
+from polya.core.manifest import RunManifest
+from polya.core.store import open_store
 from polya.sft import callbacks
 from polya.sft.config import SftConfig
 from polya.sft.stage import run
-from polya.store import open_store
 
 pytestmark = pytest.mark.integration
 

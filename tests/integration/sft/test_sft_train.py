@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from polya.run.manifest import RunManifest
+from polya.core.manifest import RunManifest
+from polya.core.store import LocalStore
 from polya.sft.stage import run
-from polya.store import LocalStore
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_the_loss_falls(trained_run: Any) -> None:
     assert summary["last_loss"] < summary["first_loss"]
     from polya.sft.data import load_chat_dataset
 
-    messages = load_chat_dataset(summary["dataset"]).messages
+    messages = load_chat_dataset(summary["data_file"]).messages
     before = _dataset_loss(trained_run.base_model, messages)
     after = _dataset_loss(trained_run.outputs.final_uri, messages)
     assert after < 0.7 * before, f"loss on the training answers went {before:.3f} -> {after:.3f}"
@@ -107,7 +107,7 @@ def test_running_again_is_a_no_op(trained_run: Any) -> None:
 
 
 def test_other_settings_on_the_same_output_are_refused(trained_run: Any) -> None:
-    from polya.errors import ConfigError
+    from polya.core.errors import ConfigError
 
     changed: Any = trained_run.config.model_copy(update={"learning_rate": 5e-5})
     with pytest.raises(ConfigError, match="changed: learning_rate"):

@@ -15,9 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from polya.errors import ServerError
+from polya.core.errors import ServerError
 from polya.verify import LocalVerifier, VerifierClient, VerifierConfig, VerifyItem
-
 
 pytestmark = pytest.mark.integration
 

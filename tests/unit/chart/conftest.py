@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chart_render import VALUE_SETS, RenderedChart, render_chart
 
 

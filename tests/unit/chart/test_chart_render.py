@@ -9,9 +9,15 @@ import re
 import helm_python as helm
 import pytest
 import yaml
-
 from chart_render import (
-    CHART_DIR, NAMESPACE, RELEASE, VALUE_SETS, RenderedChart, RenderedObject, render_chart, validate_object,
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    VALUE_SETS,
+    RenderedChart,
+    RenderedObject,
+    render_chart,
+    validate_object,
 )
 
 

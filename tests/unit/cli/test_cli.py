@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
-from polya.config.base import field_paths
 import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel
 
 from polya import __version__
 from polya.cli.main import EXIT_USER_ERROR, cli, main
+from polya.core.config import field_paths
+from polya.experiment.config import STAGES, RunConfig
 from polya.generate.config import GenerateConfig
-from polya.run.config import STAGES, RunConfig
 from polya.serving.config import ServerConfig
 
 STAGE_COMMANDS = ("generate", "serve-model", "serve-verifier", "verify", "select", "sft", "rl", "eval", "run", "pipeline")
@@ -208,47 +207,21 @@ def test_bad_value_exits_2_naming_the_field(capsys: pytest.CaptureFixture[str]) 
     assert "Traceback" not in err and out == ""
 
 
-def test_bad_value_via_set_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["generate", "--set", "bootstrap.rounds=0", "--print-config"], capsys)
+@pytest.mark.parametrize("args, fragments", [
+    (["generate", "--set", "bootstrap.rounds=0"], ["bootstrap.rounds"]),
+    (["generate", "--set", "sampling.temprature=0.5"], ["sampling.temprature: unknown key", "did you mean 'temperature'?"]),
+    (["generate", "--set", "sampling.temperature"], ["key=value"]),
+    (["generate", "--config", "{missing}"], ["config file not found", "{missing}"]),
+    (["generate", "--sampling.temprature", "0.5"], ["No such option"]),
+    (["generate", "--heuristics", "[]"], ["heuristics", "at least one heuristic"]),
+    (["run", "--stages", "[nonsense]"], ["unknown stage 'nonsense'", "generate"]),
+])
+def test_user_errors_exit_2_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragments: list[str]) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    code, _out, err = run_main([a.format(missing=missing) for a in args] + ["--print-config"], capsys)
     assert code == 2
-    assert "bootstrap.rounds" in err
-
-
-def test_unknown_set_key_exits_2_with_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["generate", "--set", "sampling.temprature=0.5", "--print-config"], capsys)
-    assert code == 2
-    assert "sampling.temprature: unknown key" in err and "did you mean 'temperature'?" in err
-
-
-def test_set_without_equals_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["generate", "--set", "sampling.temperature", "--print-config"], capsys)
-    assert code == 2
-    assert "key=value" in err
-
-
-def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = tmp_path / "nope.yaml"
-    code, _out, err = run_main(["generate", "--config", str(missing), "--print-config"], capsys)
-    assert code == 2
-    assert "config file not found" in err and str(missing) in err
-
-
-def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["generate", "--sampling.temprature", "0.5", "--print-config"], capsys)
-    assert code == 2
-    assert "No such option" in err
-
-
-def test_empty_heuristics_rejected(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["generate", "--heuristics", "[]", "--print-config"], capsys)
-    assert code == 2
-    assert "heuristics" in err and "at least one heuristic" in err
-
-
-def test_run_with_unknown_stage_lists_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run_main(["run", "--stages", "[nonsense]", "--print-config"], capsys)
-    assert code == 2
-    assert "unknown stage 'nonsense'" in err and "generate" in err
+    for fragment in fragments:
+        assert fragment.format(missing=missing) in err
 
 
 def test_run_with_unknown_arm_fails_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:

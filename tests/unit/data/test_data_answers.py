@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from polya.core.errors import DataError
 from polya.data.answers import extract_boxed, extract_gsm8k_answer, split_gsm8k_solution
-from polya.errors import DataError
 
 
 @pytest.mark.parametrize(

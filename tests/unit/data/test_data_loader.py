@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from polya.data import DataConfig, QuestionRecord, load_questions, read_questions, write_questions
-from polya.errors import DataError
+from polya.core.errors import DataError
+from polya.data import (
+    DataConfig,
+    QuestionRecord,
+    load_questions,
+    read_questions,
+    write_questions,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 GSM8K = FIXTURES / "gsm8k_train_sample.jsonl"

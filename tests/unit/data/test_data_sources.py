@@ -14,9 +14,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from polya.data.sources import MAX_KEPT_ERRORS, load_hf, load_jsonl, load_parquet, load_s3, split_s3_uri
+from polya.core.errors import ConfigError, DataError
+from polya.data.sources import (
+    MAX_KEPT_ERRORS,
+    load_hf,
+    load_jsonl,
+    load_parquet,
+    load_s3,
+    split_s3_uri,
+)
 from polya.data.sources.normalize import normalize_answer
-from polya.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 GSM8K = FIXTURES / "gsm8k_train_sample.jsonl"
@@ -343,7 +350,7 @@ def test_hf_missing_local_file() -> None:
 
 
 class FakeStore:
-    """Stands in for ``polya.store.open_store(...)``: serves files from a local folder."""
+    """Stands in for ``polya.core.store.open_store(...)``: serves files from a local folder."""
 
     opened: list[str] = []
 
@@ -359,7 +366,7 @@ class FakeStore:
 
 @pytest.fixture()
 def fake_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
-    import polya.store
+    import polya.core.store
 
     folder = tmp_path / "bucket-dir"
     folder.mkdir()
@@ -372,7 +379,7 @@ def fake_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
         opened.append(uri)
         return FakeStore(uri, folder)
 
-    monkeypatch.setattr(polya.store, "open_store", open_store)
+    monkeypatch.setattr(polya.core.store, "open_store", open_store)
     return opened
 
 

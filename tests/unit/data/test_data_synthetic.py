@@ -9,10 +9,10 @@ from fractions import Fraction
 
 import pytest
 
+from polya.core.errors import ConfigError
 from polya.data.answers import extract_gsm8k_answer
 from polya.data.records import QuestionRecord
 from polya.data.synthetic import format_number, generate_word_problems, template_names
-from polya.errors import ConfigError
 
 ALL = generate_word_problems(600, seed=11)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polya.errors import DataError
+from polya.core.errors import DataError
 from polya.eval.benchmarks import (
     BENCHMARKS,
     SYNTHETIC_EVAL_SEED,

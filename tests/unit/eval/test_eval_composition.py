@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from polya.eval.composition import judge_messages, parse_heuristics, summarize_composition
+from polya.eval.composition import (
+    judge_messages,
+    parse_heuristics,
+    summarize_composition,
+)
 from polya.heuristics import HeuristicCatalog
 
 IDS = [h.id for h in HeuristicCatalog.load().heuristics]

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from polya.config.base import load_config
-from polya.errors import ConfigError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError
 from polya.eval.config import EvalConfig, EvalSamplingConfig
 from polya.models.embedded import EMBEDDED_MODEL
 
@@ -46,7 +46,7 @@ def test_presets_fill_what_is_not_given() -> None:
         ({"server": {"endpoint": "http://x:8000/v1"}}, "set endpoint (one arm) or endpoints"),
         ({"server": {"model": "Qwen/Qwen2.5-0.5B"}}, "name the models in arms"),
         ({"judge": {"enabled": True}}, "judge.enabled needs judge.endpoint"),
-        ({"verifier_endpoint": "verifier:8080"}, "verifier_endpoint must be an http"),
+        ({"verifier_endpoint": "verifier:8080"}, "verifier_endpoint: Value error, must be an http"),
         ({"sampling": {"temprature": 1}}, "did you mean 'temperature'"),
     ],
 )

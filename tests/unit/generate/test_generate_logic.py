@@ -14,16 +14,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from polya.core.errors import ConfigError
+from polya.core.layout import RunLayout
+from polya.core.outputs import iter_generations
 from polya.data.loader import load_questions
 from polya.data.records import QuestionRecord
-from polya.errors import ConfigError
 from polya.generate.config import BootstrapConfig, GenerateConfig
-from polya.generate.stage import GENERATIONS, STAGE, GenerationStage, iter_generations, request_seed, run
-from polya.run import RunManifest
+from polya.generate.stage import STAGE, GenerationStage, request_seed, run
+
+GENERATIONS = RunLayout.generate.generations.split("/", 1)[1]  # "generations", inside generate/
+from polya.core.manifest import RunManifest
+from polya.core.store import LocalStore
+from polya.core.store import shards as shards_module
+from polya.core.store.shards import ShardWriter, read_shards, shard_paths
 from polya.serving.vllm_server import free_port
-from polya.store import LocalStore
-from polya.store import shards as shards_module
-from polya.store.shards import ShardWriter, read_shards, shard_paths
 
 HEURISTICS = ["analogy", "working_backward"]
 DATA = {"source": "synthetic", "synthetic": {"count": 2, "difficulties": [1]}}
@@ -227,7 +231,7 @@ def test_read_shards_of_missing_prefix_is_empty(tmp_path: Path) -> None:
 
 
 def write_records(stage: GenerationStage, *requests: list[dict[str, Any]]) -> None:
-    writer = ShardWriter(stage.stage_store, GENERATIONS, flush_every=1000, flush_interval_s=1000)
+    writer = ShardWriter(stage.store.child(STAGE), GENERATIONS, flush_every=1000, flush_interval_s=1000)
     for recs in requests:
         writer.add(recs)
         writer.flush()
@@ -474,7 +478,7 @@ def test_run_on_finished_work_needs_no_server_and_writes_summary(tmp_path: Path)
     assert again.summary["samples"] == 16 and again.summary["pairs_solved"] == 3
     assert RunManifest.load_or_create(LocalStore(run_dir)).stage(STAGE).attempts == 2  # type: ignore[union-attr]
 
-    assert len(list(iter_generations(str(run_dir)))) == 16
+    assert len(list(iter_generations(LocalStore(run_dir)))) == 16
 
 
 def test_run_with_spent_token_budget_needs_no_server(tmp_path: Path) -> None:
@@ -505,7 +509,7 @@ def test_run_with_changed_identity_fails_before_anything_else(tmp_path: Path) ->
 def test_run_with_work_left_contacts_the_endpoint(tmp_path: Path) -> None:
     # The control for the server-free tests above: with one request missing, the stage does try the
     # (closed) endpoint, fails with a message naming it, and records the failure in the manifest.
-    from polya.errors import ServerError
+    from polya.core.errors import ServerError
 
     run_dir = tmp_path / "run"
     cfg = make_config(run_dir)

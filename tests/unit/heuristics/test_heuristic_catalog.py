@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 from polya.heuristics import Exemplar, Heuristic, HeuristicCatalog
 from polya.heuristics.catalog import exemplar_answer
 
@@ -228,19 +228,15 @@ def test_unknown_top_level_and_exemplar_keys(tmp_path: Path) -> None:
     assert "heuristics[0] (id 'first_one').exemplars[0].answer: unknown key" in message
 
 
-def test_missing_boxed_names_file_heuristic_exemplar_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index, solution, where", [
+    (1, "2 + 2 = 4.", "heuristics[1] (id 'second_one').exemplars[0].solution"),  # no \\boxed at all
+    (0, "The final answer is \\boxed{}.", "heuristics[0] (id 'first_one').exemplars[0].solution"),  # an empty one
+])
+def test_an_exemplar_without_a_boxed_answer_names_file_heuristic_and_field(tmp_path: Path, index: int, solution: str, where: str) -> None:
     data = _valid_catalog_data()
-    data["heuristics"][1]["exemplars"][0]["solution"] = "2 + 2 = 4."
+    data["heuristics"][index]["exemplars"][0]["solution"] = solution
     message = _load_error(tmp_path, data)
-    assert "heuristics[1] (id 'second_one').exemplars[0].solution" in message
-    assert "\\boxed" in message
-
-
-def test_empty_boxed_is_rejected(tmp_path: Path) -> None:
-    data = _valid_catalog_data()
-    data["heuristics"][0]["exemplars"][0]["solution"] = "The final answer is \\boxed{}."
-    message = _load_error(tmp_path, data)
-    assert "heuristics[0] (id 'first_one').exemplars[0].solution" in message
+    assert where in message and "\\boxed" in message
 
 
 def test_bad_yaml_names_the_file(tmp_path: Path) -> None:

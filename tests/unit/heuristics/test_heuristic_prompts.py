@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from polya.errors import ConfigError, DataError
-from polya.heuristics import Exemplar, HeuristicCatalog, build_messages, prompt_fingerprint
+from polya.core.errors import ConfigError, DataError
+from polya.heuristics import (
+    Exemplar,
+    HeuristicCatalog,
+    build_messages,
+    prompt_fingerprint,
+)
 
 QUESTION = "A farmer has 17 sheep and buys 8 more. How many sheep does the farmer have now?"
 MAX_PROMPT_TOKENS = 2000

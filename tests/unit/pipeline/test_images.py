@@ -70,9 +70,17 @@ def test_dockerfile_structure(name):
         if kind == "COPY" and not rest.startswith("--from"):
             for source in rest.split()[:-1]:
                 assert (ROOT / source).exists(), f"{name}: COPY {source} does not exist"
-                assert not excluded_by_dockerignore(source), f"{name}: COPY {source} is excluded by .dockerignore"
+                assert source == "." or not excluded_by_dockerignore(source), f"{name}: COPY {source} is excluded by .dockerignore"
     installs = " ".join(rest for kind, rest in steps if kind == "RUN" and "pip install" in rest)
-    assert "-c /tmp/constraints.txt" in installs, f"{name}: pip installs must use the pinned constraints"
+    constraints = re.search(r"-c (docker/constraints-\w+\.txt)", installs)
+    assert constraints, f"{name}: pip installs must use the pinned constraints"
+    for needed in ("pyproject.toml", "README.md", "src", constraints.group(1)):  # what the install reads is in the context
+        assert (ROOT / needed).exists() and not excluded_by_dockerignore(needed), f"{name}: {needed} must be in the build context"
+
+
+def test_the_build_context_keeps_tests_and_runs_out():
+    for path in ("tests", "runs", ".git", ".venv", "docs", "docker/cpu/Dockerfile"):
+        assert excluded_by_dockerignore(path), path
 
 
 def excluded_by_dockerignore(path: str) -> bool:

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from polya.cli.main import cli
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 from polya.pipeline.config import PipelineBuildConfig
 from polya.pipeline.kfp import build_pipeline, check_arguments, compile_pipeline
 from polya.pipeline.loader import COMPONENTS, PIPELINES, load_component
@@ -54,7 +54,7 @@ def compiled(tmp_path: Path, name: str = "polya", **settings: Any) -> IR:
     return IR(out)
 
 
-GPU_TASKS = ["generate", "sft-polya", "sft-star", "rl-vanilla", "rl-polya", "rl-star", "eval-base", "eval-polya_sft", "eval-polya_rl"]
+GPU_TASKS = ["generate", "sft-polya", "sft-star", "rl-base", "rl-polya_sft", "rl-star_sft", "eval-base", "eval-polya_sft", "eval-polya_sft_rl"]
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +65,50 @@ def default_ir(tmp_path_factory) -> IR:
 def test_polya_pipeline_tasks_and_edges(default_ir):
     ir = default_ir
     assert set(ir.tasks) == {
-        "data", "generate", "select", "sft-polya", "sft-star", "rl-vanilla", "rl-polya", "rl-star",
-        "eval-base", "eval-vanilla_rl", "eval-polya_sft", "eval-polya_rl", "eval-star_sft", "eval-star_rl", "report",
+        "data", "generate", "select", "sft-polya", "sft-star", "rl-base", "rl-polya_sft", "rl-star_sft",
+        "eval-base", "eval-rl", "eval-polya_sft", "eval-polya_sft_rl", "eval-star_sft", "eval-star_sft_rl", "report",
     }
     assert ir.deps("generate") == {"data"} and ir.deps("select") == {"generate"}
-    assert ir.deps("sft-polya") == {"select"} and ir.deps("rl-polya") == {"sft-polya"} and ir.deps("eval-polya_rl") == {"rl-polya"}
-    assert ir.deps("eval-polya_sft") == {"sft-polya"} and ir.deps("rl-vanilla") == set() and ir.deps("eval-base") == set()
+    assert ir.deps("sft-polya") == {"select"} and ir.deps("rl-polya_sft") == {"sft-polya"} and ir.deps("eval-polya_sft_rl") == {"rl-polya_sft"}
+    assert ir.deps("eval-polya_sft") == {"sft-polya"} and ir.deps("rl-base") == set() and ir.deps("eval-base") == set()
+    assert ir.deps("eval-rl") == {"rl-base"}
     assert ir.deps("report") == {t for t in ir.tasks if t.startswith("eval-")}
-    assert ir.param("report", "labels") == "base,vanilla_rl,polya_sft,polya_rl,star_sft,star_rl"
-    assert ir.param("sft-star", "arm") == "star" and ir.param("select", "arms") == "polya,star"
+    assert ir.param("report", "labels") == "base,rl,polya_sft,polya_sft_rl,star_sft,star_sft_rl"
+    assert ir.param("sft-star", "dataset") == "star" and ir.param("select", "dataset_names") == "polya,star"
+    assert ir.param("rl-polya_sft", "start") == "polya_sft" and ir.param("rl-base", "start") == "base"
     sft_in = ir.task("sft-polya")["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
     assert ir.by_id[sft_in["producerTask"]]["taskInfo"]["name"] == "select" and sft_in["outputArtifactKey"] == "datasets"
-    assert ir.param("generate", "model") == "model" and ir.param("rl-polya", "group_size") == "rl_group_size"
+    assert ir.param("generate", "model") == "model" and ir.param("rl-polya_sft", "group_size") == "rl_group_size"
+
+
+@pytest.mark.parametrize("arms", [None, ["base", "rl", "polya_sft_rl", "star_sft"], ["wrong_answer_sft_rl", "breadth_sft", "depth_sft_rl"]])
+def test_the_pipelines_eval_labels_are_polya_runs_arm_names(tmp_path, arms):
+    # One arms module: the cluster report names its rows exactly as the laptop report does.
+    from polya.experiment.config import RunConfig
+    from polya.pipeline.config import PIPELINE_ARMS
+
+    arms = arms or list(PIPELINE_ARMS)
+    select = {"datasets": sorted({a.split("_sft")[0] for a in arms if "_sft" in a}) or ["polya"]}
+    run_config = RunConfig(arms=arms, select=select)
+    ir = compiled(tmp_path, arms=arms)
+    labels = ir.param("report", "labels").split(",")
+    assert labels == run_config.arms == list(run_config.eval_config().arms)
+    assert {name.removeprefix("eval-") for name in ir.tasks if name.startswith("eval-")} == set(labels)
+    assert {name.removeprefix("sft-") for name in ir.tasks if name.startswith("sft-")} == set(run_config.sft_datasets())
+    assert {name.removeprefix("rl-") for name in ir.tasks if name.startswith("rl-")} == set(run_config.rl_starts())
+    for arm in labels:  # each evaluation task reads the model its arm names
+        task = ir.task(f"eval-{arm}")
+        producer = task["inputs"].get("artifacts", {}).get("model", {}).get("taskOutputArtifact", {}).get("producerTask")
+        made_by = ir.by_id[producer]["taskInfo"]["name"] if producer else None
+        if arm == "base":
+            expected = None
+        elif arm == "rl":
+            expected = "rl-base"
+        elif arm.endswith("_sft_rl"):
+            expected = f"rl-{arm.removesuffix('_rl')}"
+        else:
+            expected = f"sft-{arm.removesuffix('_sft')}"
+        assert made_by == expected, arm
 
 
 def test_polya_pipeline_parameters_are_exposed(default_ir):
@@ -120,25 +152,25 @@ def test_multi_node_stages_submit_jobs_from_light_pods(tmp_path):
     sft_cluster = json.loads(ir.param("sft-polya", "cluster"))
     assert (sft_cluster["kind"], sft_cluster["size"], sft_cluster["gpus"], sft_cluster["namespace"]) == ("pytorchjob", 4, 8, "training")
     assert sft_cluster["gpu"]["node_selector"] == {"pool": "h100"} and sft_cluster["image"] == "polya/trainer:0.1.0"
-    rl_cluster = json.loads(ir.param("rl-polya", "cluster"))
+    rl_cluster = json.loads(ir.param("rl-polya_sft", "cluster"))
     assert (rl_cluster["kind"], rl_cluster["size"]) == ("rayjob", 2)
-    for name in ("sft-polya", "rl-polya", "rl-vanilla"):
+    for name in ("sft-polya", "rl-polya_sft", "rl-base"):
         assert "accelerator" not in ir.container(name)["resources"], name  # the job pods hold the GPUs
         assert ir.k8s(name)["fieldPathAsEnv"] == [{"fieldPath": "metadata.namespace", "name": "POD_NAMESPACE"}]
         assert ir.param(name, "checkpoint_root") == "s3://polya/pipeline-runs"
-    assert ir.container("eval-polya_rl")["resources"]["accelerator"]["resourceCount"] == "1"
+    assert ir.container("eval-polya_sft_rl")["resources"]["accelerator"]["resourceCount"] == "1"
 
 
 def test_vllm_service_pvc_checkpoints_and_arm_choice(tmp_path):
     ir = compiled(tmp_path, generate={"vllm_endpoint": "http://polya-vllm:8000/v1"}, checkpoints={"store": "pvc", "pvc_name": "polya-ckpt"},
-                  arms=["polya"], vanilla_rl=False, base_eval=False, caching=False, images={"registry": "registry.local/", "tag": "dev"})
-    assert set(ir.tasks) == {"data", "generate", "select", "sft-polya", "eval-polya_sft", "rl-polya", "eval-polya_rl", "report"}
+                  arms=["polya_sft", "polya_sft_rl"], caching=False, images={"registry": "registry.local/", "tag": "dev"})
+    assert set(ir.tasks) == {"data", "generate", "select", "sft-polya", "eval-polya_sft", "rl-polya_sft", "eval-polya_sft_rl", "report"}
     assert "accelerator" not in ir.container("generate")["resources"] and ir.param("generate", "endpoint") == "http://polya-vllm:8000/v1"
-    for name in ("sft-polya", "rl-polya"):
+    for name in ("sft-polya", "rl-polya_sft"):
         assert ir.k8s(name)["pvcMount"][0]["mountPath"] == "/checkpoints"
         assert ir.k8s(name)["pvcMount"][0]["pvcNameParameter"]["runtimeValue"]["constant"] == "polya-ckpt"
         assert ir.param(name, "checkpoint_root") == "/checkpoints"
-    assert "pvcMount" not in ir.k8s("eval-polya_rl")
+    assert "pvcMount" not in ir.k8s("eval-polya_sft_rl")
     assert ir.task("sft-polya")["cachingOptions"].get("enableCache", False) is False
     assert ir.container("sft-polya")["image"] == "registry.local/polya/trainer:dev"
 
@@ -152,8 +184,11 @@ def test_smoke_pipeline_is_data_generate_select_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"arms": ["polya", "nope"]}, "unknown arm"),
-    ({"arms": ["polya", "star", "wrong_answer", "breadth", "depth", "polya"]}, None),
+    ({"arms": ["polya_sft", "polya"]}, "unknown arm 'polya'"),
+    ({"arms": ["base", "rl", "polya_sft", "polya_sft_rl", "star_sft", "base"]}, None),
+    ({"arms": [f"{d}_sft{r}" for d in ("polya", "star", "wrong_answer", "breadth", "depth") for r in ("", "_rl")] + ["base", "rl", "polya_sft"]}, None),
+    ({"arms": ["base", "rl"] + [f"{d}_sft{r}" for d in ("polya", "star", "wrong_answer", "breadth", "depth") for r in ("", "_rl")] + ["x_sft"]}, "unknown arm"),
+    ({"arms": []}, "at least one"),
     ({"sft": {"nodes": 2}, "checkpoints": {"store": "pvc", "pvc_name": "x"}}, "exchange data through MinIO"),
     ({"checkpoints": {"store": "pvc"}}, "pvc_name"),
     ({"s3": {"staging_uri": "/local"}}, "s3://bucket/prefix"),
@@ -164,7 +199,8 @@ def test_build_settings_are_validated(settings, message):
     from pydantic import ValidationError
 
     if message is None:
-        assert len(PipelineBuildConfig.model_validate(settings).arms) == 5  # duplicates dropped
+        arms = PipelineBuildConfig.model_validate(settings).arms
+        assert arms == list(dict.fromkeys(settings["arms"]))  # duplicates dropped, order kept
         return
     with pytest.raises(ValidationError, match=message):
         PipelineBuildConfig.model_validate(settings)
@@ -173,7 +209,7 @@ def test_build_settings_are_validated(settings, message):
 def test_unknown_run_arguments_are_refused():
     pipeline = build_pipeline("smoke")
     check_arguments(pipeline, {"rounds": 2})
-    with pytest.raises(ConfigError, match="unknown pipeline parameter.*roundz.*parameters: arms"):
+    with pytest.raises(ConfigError, match="unknown pipeline parameter.*roundz.*parameters: data_limit, datasets"):
         check_arguments(pipeline, {"roundz": 2})
 
 
@@ -202,9 +238,10 @@ def test_cli_compile_writes_ir_and_prints_settings(tmp_path):
     assert bad.exit_code != 0 and "did you mean 'nodes'" in str(bad.exception)
 
 
-def test_five_arms_fill_the_report(tmp_path):
-    arms = ["polya", "star", "wrong_answer", "breadth", "depth"]
+def test_every_arm_fits_the_report(tmp_path):
+    datasets = ["polya", "star", "wrong_answer", "breadth", "depth"]
+    arms = ["base", "rl"] + [f"{d}_sft{r}" for d in datasets for r in ("", "_rl")]
     ir = compiled(tmp_path, arms=arms)
-    assert len(ir.tasks) == 3 + 1 + 2 + 4 * len(arms) + 1  # data/generate/select, base eval, vanilla rl+eval, 4 per arm, report
+    assert len(ir.tasks) == 3 + 5 + 6 + len(arms) + 1  # data/generate/select, SFT per dataset, RL per start, eval per arm, report
     assert sorted(ir.task("report")["inputs"]["artifacts"]) == sorted(f"eval_{i}" for i in range(1, 13))
-    assert len(ir.param("report", "labels").split(",")) == 12
+    assert ir.param("report", "labels").split(",") == arms

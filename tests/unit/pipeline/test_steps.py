@@ -9,22 +9,21 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Dataset
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError, StoreError
+from polya.core.layout import join_uri
+from polya.core.store import copy_folder_in, copy_folder_out
 from polya.generate.config import GenerateConfig
 from polya.pipeline.loader import load_component
-from polya.pipeline.steps import (
-    arm_dataset,
-    data_step,
+from polya.pipeline.steps.cluster import parse_cluster
+from polya.pipeline.steps.common import (
+    given,
     input_digest,
-    join_uri,
-    parse_cluster,
-    put_dir,
-    fetch_dir,
     scalar_metrics,
-    select_step,
     split_list,
     stage_config,
 )
+from polya.pipeline.steps.data import data_step
+from polya.pipeline.steps.select import dataset_file, select_step
 
 
 def test_stage_config_merges_parameters_over_yaml_and_names_bad_keys():
@@ -33,20 +32,28 @@ def test_stage_config_merges_parameters_over_yaml_and_names_bad_keys():
     assert stage_config(GenerateConfig, '{"concurrency": 3}', {}).concurrency == 3  # JSON works too
     with pytest.raises(ConfigError, match=r"sampling\.temprature: unknown key \(did you mean 'temperature'\?\)"):
         stage_config(GenerateConfig, "sampling: {temprature: 1}", {})
-    with pytest.raises(ConfigError, match="must be a mapping"):
+    with pytest.raises(ConfigError, match="must hold a mapping"):
         stage_config(GenerateConfig, "- a\n- b", {})
     with pytest.raises(ConfigError, match="not valid YAML"):
         stage_config(GenerateConfig, "a: [", {})
 
 
 def test_small_parsers():
-    assert split_list("a, b,,c") == ["a", "b", "c"] and split_list("[x, y]") == ["x", "y"] and split_list("") == []
+    assert split_list("a, b,,c") == ["a", "b", "c"] and split_list("[x, y]") == ["x", "y"] and split_list("") is None
     assert join_uri("s3://b/p/", "sft", "/polya/") == "s3://b/p/sft/polya"
     assert input_digest("sft", a=1) == input_digest("sft", a=1) != input_digest("sft", a=2)
     assert scalar_metrics({"gsm8k": {"pass@1": 0.5, "n": 3, "ok": True, "name": "x"}, "mean": 0.25}) == {"gsm8k/pass@1": 0.5, "gsm8k/n": 3.0, "mean": 0.25}
-    assert parse_cluster("") is None
+    assert parse_cluster("") is None and parse_cluster(None) is None
     with pytest.raises(ConfigError, match="size"):
         parse_cluster('{"kind": "pytorchjob", "image": "x"}')
+
+
+def test_unset_parameters_keep_the_config_and_zero_is_a_value():
+    # None means "not given": the stage config keeps its own value; 0 (or "") is a real value.
+    assert given({}, bootstrap__token_budget=None, data__limit=None) == {}
+    assert given({}, data__limit=0, sampling__temperature=0.0, name="") == {"data": {"limit": 0}, "sampling": {"temperature": 0.0}, "name": ""}
+    cfg = stage_config(GenerateConfig, "sampling: {temperature: 0.7}", given({}, sampling__temperature=0.0))
+    assert cfg.sampling.temperature == 0.0
 
 
 def test_data_component_called_directly_writes_the_questions_artifact(tmp_path):
@@ -68,9 +75,9 @@ def test_missing_inputs_are_named(tmp_path):
         select_step("", str(tmp_path / "nothing"), str(tmp_path / "out"))
     (tmp_path / "ds" / "select" / "star").mkdir(parents=True)
     (tmp_path / "ds" / "select" / "star" / "train.jsonl").write_text("{}\n")
-    assert arm_dataset(str(tmp_path / "ds"), "star").name == "train.jsonl"
-    with pytest.raises(ConfigError, match="no dataset for arm 'polya'; arms present: star"):
-        arm_dataset(str(tmp_path / "ds"), "polya")
+    assert dataset_file(str(tmp_path / "ds"), "star").name == "train.jsonl"
+    with pytest.raises(ConfigError, match="no dataset 'polya'; datasets present: star"):
+        dataset_file(str(tmp_path / "ds"), "polya")
     generate = load_component("generate")
     with pytest.raises(ConfigError, match="holds no questions.jsonl"):
         generate.python_func(questions=Dataset(name="q", uri=str(tmp_path / "q")), generations=Dataset(name="g", uri=str(tmp_path / "g")),
@@ -81,8 +88,8 @@ def test_folders_copy_both_ways(tmp_path: Path):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "w.bin").write_bytes(b"123")
-    put_dir(src, str(tmp_path / "stored"))
-    fetch_dir(str(tmp_path / "stored"), tmp_path / "back")
+    copy_folder_out(src, str(tmp_path / "stored"))
+    copy_folder_in(str(tmp_path / "stored"), tmp_path / "back")
     assert (tmp_path / "back" / "sub" / "w.bin").read_bytes() == b"123"
-    with pytest.raises(ConfigError, match="expected a folder"):
-        fetch_dir(str(tmp_path / "missing"), tmp_path / "x")
+    with pytest.raises(StoreError, match="expected a folder"):
+        copy_folder_in(str(tmp_path / "missing"), tmp_path / "x")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from kfp_api_server import KfpApiServer
 
 from polya.cli.main import cli
-from polya.errors import ConfigError, PolyaError
+from polya.core.errors import ConfigError, PolyaError
 from polya.pipeline.kfp import KfpAuth, submit_pipeline
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from polya.config.base import load_config
-from polya.errors import ConfigError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError
 from polya.rl.config import RlConfig
 
 
@@ -16,7 +16,9 @@ def test_defaults_follow_the_paper_algorithm_on_a_small_cpu_budget() -> None:
     assert config.use_gpu is False and config.rollout_engine == "hf"
     assert config.data.source == "synthetic"
     assert config.batch_size % config.group_size == 0
-    assert config.output_uri == "runs/polya/rl"
+    assert config.output_uri == "runs/polya/rl/base" and config.start == "base"
+    # GRPO's optimizer setting comes from the preset, laid over the training defaults SFT shares.
+    assert (config.learning_rate, config.lr_scheduler, config.warmup_ratio) == (1e-6, "constant", 0.0)
 
 
 def test_paper_preset_sets_the_reported_recipe_and_user_values_win() -> None:
@@ -57,10 +59,23 @@ def test_identity_ignores_operational_settings_but_not_reward_weights() -> None:
     assert base.identity() != RlConfig(group_size=8).identity()
 
 
-def test_manifest_stage_names_one_record_per_rl_arm() -> None:
-    assert RlConfig(run_dir="runs/x").manifest_stage == "rl"
-    assert RlConfig(run_dir="runs/x", output="runs/x/rl/polya_sft").manifest_stage == "rl/polya_sft"
-    assert RlConfig(run_dir="runs/x", output="/elsewhere/rl").manifest_stage == "rl"
+def test_manifest_stage_and_output_name_one_record_per_rl_arm() -> None:
+    assert RlConfig(run_dir="runs/x").manifest_stage == "rl/base"
+    start = RlConfig(run_dir="runs/x", start="polya_sft")
+    assert (start.manifest_stage, start.output_uri) == ("rl/polya_sft", "runs/x/rl/polya_sft")
+    elsewhere = RlConfig(run_dir="runs/x", start="polya_sft", output="/elsewhere/rl")
+    assert (elsewhere.manifest_stage, elsewhere.output_uri) == ("rl/polya_sft", "/elsewhere/rl")
+
+
+def test_a_new_reward_weight_is_part_of_the_identity_and_where_the_verifier_runs_is_not() -> None:
+    base = RlConfig()
+    assert base.identity()["reward"] == {"correct": 1.0, "format": 0.0}
+    assert RlConfig(reward={"format": 0.5}).identity() != base.identity()
+    assert RlConfig(reward={"verifier_endpoint": "http://v:8080", "verifier_workers": 4}).identity() == base.identity()
+    # A weight added to RewardConfig later is in the identity without anyone listing it.
+    from polya.rl.config import RewardConfig
+
+    assert set(base.identity()["reward"]) == set(RewardConfig.model_fields) - RewardConfig.OPERATIONAL
 
 
 def test_derived_batch_shapes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from polya.errors import DataError
+from polya.core.errors import DataError
 from polya.heuristics.catalog import HeuristicCatalog
 from polya.rl.config import RlConfig
 from polya.rl.data import build_prompt, load_prompts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polya.cli.main import main
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 from polya.rl.config import RlConfig
 from polya.rl.stage import preflight
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from polya.errors import ConfigError
+from polya.core.errors import ConfigError
 from polya.rl.config import RlConfig
-from polya.rl.topology import Role, build_topology, check_capacity, describe, required_resources
+from polya.rl.topology import (
+    Role,
+    build_topology,
+    check_capacity,
+    describe,
+    required_resources,
+)
 
 
 def test_cpu_topology_has_no_reference_without_kl() -> None:

@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import pytest
 
-from polya.store import LocalStore
-from polya.store.shards import ShardWriter
+from polya.core.store import LocalStore
+from polya.core.store.shards import ShardWriter
 
 RecordFactory = Callable[..., dict[str, Any]]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polya.select.dedup import NearDuplicateFilter, jaccard, normalize_text, word_ngrams
-from polya.select.diversity import TfidfSimilarity, summarize_diversity, vendi_score
+from polya.metrics.diversity import TfidfSimilarity, summarize_diversity, vendi_score
+from polya.metrics.similarity import jaccard, normalize_text, word_ngrams
+from polya.select.dedup import NearDuplicateFilter
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 16])

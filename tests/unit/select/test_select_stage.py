@@ -12,16 +12,16 @@ import pytest
 import yaml
 
 from polya.cli.main import main
-from polya.config.base import load_config
-from polya.errors import ConfigError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError
+from polya.core.manifest import RunManifest
+from polya.core.store import LocalStore
+from polya.experiment.config import STAGES, RunConfig
+from polya.experiment.run import run as run_job
 from polya.heuristics import HeuristicCatalog
-from polya.run import RunManifest
-from polya.run.config import STAGES, RunConfig
-from polya.run.job import run as run_job
 from polya.select.config import SelectConfig
 from polya.select.scorers import offline_score
 from polya.select.stage import manifest_config, run
-from polya.store import LocalStore
 
 CATALOG = HeuristicCatalog.load()
 ARMS = ["polya", "star", "wrong_answer", "breadth", "depth"]
@@ -69,7 +69,7 @@ def scenario(tmp_path: Path, record: Callable[..., dict[str, Any]], write: Calla
 
 
 def test_polya_keeps_the_best_correct_solution_per_question_and_heuristic(scenario: Path) -> None:
-    out = select(scenario, arms=ARMS)
+    out = select(scenario, datasets=ARMS)
     kept = rows(scenario, "polya")
     assert all(r["correct"] for r in kept)
     assert set(ids(scenario, "polya")) == {
@@ -79,7 +79,7 @@ def test_polya_keeps_the_best_correct_solution_per_question_and_heuristic(scenar
         "q2|draw_figure_or_table|r1|s0",
         "q2|analogy|r2|s0",
     }
-    report = out.report["arms"]["polya"]
+    report = out.report["datasets"]["polya"]
     assert report["rejections"] == {"incorrect": 4, "not_best_in_pair": 1}
     assert report["per_heuristic"] == {
         "analogy": 1, "working_backward": 1, "decomposition": 1, "draw_figure_or_table": 1, "step_by_step_justification": 1
@@ -92,8 +92,8 @@ def test_polya_keeps_the_best_correct_solution_per_question_and_heuristic(scenar
 
 
 def test_every_generation_is_accounted_for_once_in_every_arm(scenario: Path) -> None:
-    out = select(scenario, arms=ARMS, budget=1)
-    for arm, report in out.report["arms"].items():
+    out = select(scenario, datasets=ARMS, budget=1)
+    for arm, report in out.report["datasets"].items():
         assert report["examples"] + sum(report["rejections"].values()) == 10, arm
 
 
@@ -105,7 +105,7 @@ def test_n_per_question_keeps_the_top_scores_across_heuristics(scenario: Path, t
         key=lambda ht: -offline(*ht),
     )[:2]
     assert [r["heuristic"] for r in q1] == [h for h, _ in expected]
-    assert out.report["arms"]["polya"]["rejections"]["over_cap"] == 1
+    assert out.report["datasets"]["polya"]["rejections"]["over_cap"] == 1
 
 
 def test_per_pair_keeps_more_than_one_solution_of_a_pair(scenario: Path) -> None:
@@ -127,11 +127,11 @@ def test_dedup_normalized_and_ngram(tmp_path: Path, record: Callable[..., dict[s
     normalized = select(tmp_path, dedup={"method": "normalized"})
     assert "q1|analogy|r1|s0" not in ids(tmp_path, "polya")
     assert "q1|specialization|r1|s0" in ids(tmp_path, "polya")
-    assert normalized.report["arms"]["polya"]["rejections"] == {"duplicate": 1}
+    assert normalized.report["datasets"]["polya"]["rejections"] == {"duplicate": 1}
 
     ngram = select(tmp_path, dedup={"method": "ngram", "threshold": 0.6})
     assert set(ids(tmp_path, "polya")) == {"q1|decomposition|r1|s0", "q1|working_backward|r1|s0"}
-    assert ngram.report["arms"]["polya"]["rejections"] == {"duplicate": 2}
+    assert ngram.report["datasets"]["polya"]["rejections"] == {"duplicate": 2}
 
     select(tmp_path, dedup={"method": "none"})
     assert len(ids(tmp_path, "polya")) == 4
@@ -152,7 +152,7 @@ def test_ties_are_broken_by_round_then_catalog_order(tmp_path: Path, record: Cal
 
 def test_min_score_and_heuristic_filter(scenario: Path) -> None:
     out = select(scenario, min_score=9.0, heuristics=["working_backward", "decomposition", "analogy"])
-    report = out.report["arms"]["polya"]
+    report = out.report["datasets"]["polya"]
     assert all(r["score"] >= 9.0 and r["heuristic"] in {"working_backward", "decomposition", "analogy"} for r in rows(scenario, "polya"))
     assert report["rejections"]["heuristic_not_selected"] == 2
     assert report["rejections"]["below_min_score"] >= 1
@@ -164,24 +164,24 @@ def test_min_score_and_heuristic_filter(scenario: Path) -> None:
 
 
 def test_star_keeps_one_correct_solution_per_question(scenario: Path) -> None:
-    select(scenario, arms=["polya"])
+    select(scenario, datasets=["polya"])
     best = {}
     for r in rows(scenario, "polya"):
         best[r["question_id"]] = max(best.get(r["question_id"], -1.0), r["score"])
-    out = select(scenario, arms=["star"])
+    out = select(scenario, datasets=["star"])
     star = rows(scenario, "star")
     assert [r["question_id"] for r in star] == ["q1", "q2"]
     assert all(r["correct"] for r in star)
     assert [r["score"] for r in star] == [best["q1"], best["q2"]]
-    assert out.report["arms"]["star"]["rejections"] == {"incorrect": 4, "not_best_in_question": 4}
+    assert out.report["datasets"]["star"]["rejections"] == {"incorrect": 4, "not_best_in_question": 4}
 
 
 def test_wrong_answer_keeps_only_incorrect_complete_solutions(scenario: Path) -> None:
-    out = select(scenario, arms=["wrong_answer"])
+    out = select(scenario, datasets=["wrong_answer"])
     wrong = rows(scenario, "wrong_answer")
     assert wrong and not any(r["correct"] for r in wrong)
     assert set(ids(scenario, "wrong_answer")) == {"q1|decomposition|r1|s1", "q2|working_backward|r1|s0"}
-    rejections = out.report["arms"]["wrong_answer"]["rejections"]
+    rejections = out.report["datasets"]["wrong_answer"]["rejections"]
     assert rejections == {"correct": 6, "no_final_answer": 1, "truncated": 1}
     assert not (scenario / "select" / "polya").exists()  # only the arms asked for
 
@@ -200,29 +200,29 @@ def many_questions(tmp_path: Path, record: Callable[..., dict[str, Any]], write:
 
 
 def test_breadth_and_depth_share_a_fixed_budget(many_questions: Path) -> None:
-    out = select(many_questions, arms=["polya", "breadth", "depth"], budget=4)
+    out = select(many_questions, datasets=["polya", "breadth", "depth"], budget=4)
     breadth, depth = rows(many_questions, "breadth"), rows(many_questions, "depth")
     assert len(breadth) == 4 and len({r["question_id"] for r in breadth}) == 4
     assert len(depth) == 4
     per_question = {q: sum(1 for r in depth if r["question_id"] == q) for q in {r["question_id"] for r in depth}}
     assert sorted(per_question.values(), reverse=True)[0] == 3  # the deepest questions first (3 solutions each)
     assert len(per_question) == 2
-    assert out.report["arms"]["breadth"]["budget"] == 4 and out.report["arms"]["depth"]["budget"] == 4
-    assert out.report["arms"]["depth"]["rejections"]["over_budget"] == 12 - 4
+    assert out.report["datasets"]["breadth"]["budget"] == 4 and out.report["datasets"]["depth"]["budget"] == 4
+    assert out.report["datasets"]["depth"]["rejections"]["over_budget"] == 12 - 4
     # Deterministic: the same seed picks the same questions; another seed may pick others but the same sizes.
-    again = select(many_questions, arms=["breadth", "depth"], budget=4)
-    assert again.report["arms"]["breadth"]["examples"] == 4 and ids(many_questions, "breadth") == [r["generation_id"] for r in breadth]
+    again = select(many_questions, datasets=["breadth", "depth"], budget=4)
+    assert again.report["datasets"]["breadth"]["examples"] == 4 and ids(many_questions, "breadth") == [r["generation_id"] for r in breadth]
 
 
 def test_default_budget_is_the_star_size_and_shortfalls_are_noted(many_questions: Path, caplog: pytest.LogCaptureFixture) -> None:
-    out = select(many_questions, arms=["star", "breadth", "depth"])
-    assert out.arms["breadth"].examples == out.arms["star"].examples == 6
-    assert out.arms["depth"].examples == 6
-    assert out.report["arms"]["depth"]["questions"] == 2  # 3 + 3
+    out = select(many_questions, datasets=["star", "breadth", "depth"])
+    assert out.datasets["breadth"].examples == out.datasets["star"].examples == 6
+    assert out.datasets["depth"].examples == 6
+    assert out.report["datasets"]["depth"]["questions"] == 2  # 3 + 3
     with caplog.at_level(logging.WARNING):
-        short = select(many_questions, arms=["breadth", "depth"], budget=50)
-    assert short.arms["breadth"].examples == 6 and short.arms["depth"].examples == 12
-    assert "short of the budget of 50" in short.report["arms"]["breadth"]["notes"][0]
+        short = select(many_questions, datasets=["breadth", "depth"], budget=50)
+    assert short.datasets["breadth"].examples == 6 and short.datasets["depth"].examples == 12
+    assert "short of the budget of 50" in short.report["datasets"]["breadth"]["notes"][0]
     assert "short of the budget of 50" in (many_questions / "select" / "depth" / "README.md").read_text()
     assert any("short of the budget" in r.getMessage() for r in caplog.records)
 
@@ -231,58 +231,58 @@ def test_default_budget_is_the_star_size_and_shortfalls_are_noted(many_questions
 
 
 def test_outputs_cards_report_and_manifest(scenario: Path) -> None:
-    out = select(scenario, arms=["polya", "star"])
+    out = select(scenario, datasets=["polya", "star"])
     for arm in ("polya", "star"):
         card = (scenario / "select" / arm / "README.md").read_text()
         assert card.startswith("---\nconfigs:") and "path: train.jsonl" in card
-        assert f"**{out.arms[arm].examples} examples over {out.arms[arm].questions} questions**" in card
+        assert f"**{out.datasets[arm].examples} examples over {out.datasets[arm].questions} questions**" in card
         assert "Vendi score" in card and "## Generations left out" in card and "`incorrect` | 4" in card
     report = json.loads((scenario / "select" / "report.json").read_text())
     assert report["inputs"]["records"] == 10 and report["inputs"]["correct"] == 6
     assert report["inputs"]["per_heuristic"]["working_backward"] == {"samples": 4, "correct": 2}
     assert report["scorer"]["kind"] == "offline" and report["scorer"]["unscored"] == 0
-    assert report["arms"]["polya"]["diversity"]["vendi_per_question_mean"] > 1.0
-    assert set(report["arms"]) == {"polya", "star"}
+    assert report["datasets"]["polya"]["diversity"]["vendi_per_question_mean"] > 1.0
+    assert set(report["datasets"]) == {"polya", "star"}
     manifest = RunManifest.load_or_create(LocalStore(scenario))
     stage = manifest.stage("select")
     assert stage is not None and stage.status == "done"
     assert set(stage.artifacts) == {
         "select/report.json", "select/polya/train.jsonl", "select/polya/README.md", "select/star/train.jsonl", "select/star/README.md"
     }
-    assert stage.outputs["arms"]["polya"] == {"examples": 5, "questions": 2}
+    assert stage.outputs["datasets"]["polya"] == {"examples": 5, "questions": 2}
 
 
 def test_prompt_modes(scenario: Path) -> None:
-    select(scenario, arms=["star"])
+    select(scenario, datasets=["star"])
     first = rows(scenario, "star")[0]
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     assert first["messages"][0]["content"] == "Question q1: what is 2 + 2?"
 
-    select(scenario, arms=["star"], prompt="plain")
+    select(scenario, datasets=["star"], prompt="plain")
     user = rows(scenario, "star")[0]["messages"][0]["content"]
     assert user.startswith("Problem: Question q1") and CATALOG.answer_format.strip() in user
 
-    select(scenario, arms=["star"], prompt="heuristic", system_prompt=True)
+    select(scenario, datasets=["star"], prompt="heuristic", system_prompt=True)
     example = rows(scenario, "star")[0]
     assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant"]
     assert example["messages"][0]["content"] == CATALOG.system_prompt.strip()
     assert example["messages"][1]["content"].startswith(CATALOG.get(example["heuristic"]).instruction.strip())
     assert "Problem: Question q1" in example["messages"][1]["content"]
 
-    select(scenario, arms=["star"], system_prompt=True)
+    select(scenario, datasets=["star"], system_prompt=True)
     assert [m["role"] for m in rows(scenario, "star")[0]["messages"]] == ["system", "user", "assistant"]
 
 
 def test_parquet_output_is_readable_by_pyarrow(scenario: Path) -> None:
-    select(scenario, arms=["polya"])
+    select(scenario, datasets=["polya"])
     as_jsonl = rows(scenario, "polya")
-    out = select(scenario, arms=["polya"], output_format="parquet")
+    out = select(scenario, datasets=["polya"], output_format="parquet")
     path = scenario / "select" / "polya" / "train.parquet"
     table = pq.read_table(path)
     assert table.to_pylist() == as_jsonl
     assert table.schema.field("messages").type.value_type.names == ["role", "content"]
     assert not (scenario / "select" / "polya" / "train.jsonl").exists()  # the stale other format is removed
-    assert out.arms["polya"].data_path == "select/polya/train.parquet"
+    assert out.datasets["polya"].data_path == "select/polya/train.parquet"
     assert "path: train.parquet" in (scenario / "select" / "polya" / "README.md").read_text()
 
 
@@ -291,13 +291,13 @@ def test_an_empty_arm_is_written_with_a_card_that_says_so(
 ) -> None:
     write(tmp_path, [record("q1", "analogy", 0, False, texts["plain"].replace("\\boxed{4}", "\\boxed{5}"))])
     with caplog.at_level(logging.WARNING):
-        out = select(tmp_path, arms=["polya", "star", "wrong_answer"], output_format="parquet")
-    assert out.arms["polya"].examples == 0 and out.arms["wrong_answer"].examples == 1
+        out = select(tmp_path, datasets=["polya", "star", "wrong_answer"], output_format="parquet")
+    assert out.datasets["polya"].examples == 0 and out.datasets["wrong_answer"].examples == 1
     assert pq.read_table(tmp_path / "select" / "polya" / "train.parquet").num_rows == 0
     card = (tmp_path / "select" / "polya" / "README.md").read_text()
     assert "**Warning: this dataset is empty.**" in card
-    assert any("arm polya is empty" in r.getMessage() for r in caplog.records)
-    select(tmp_path, arms=["polya"])
+    assert any("dataset polya is empty" in r.getMessage() for r in caplog.records)
+    select(tmp_path, datasets=["polya"])
     assert (tmp_path / "select" / "polya" / "train.jsonl").read_text() == ""
 
 
@@ -341,9 +341,9 @@ def test_the_catalog_of_the_generate_stage_is_used(tmp_path: Path, record: Calla
     [
         ({"scorer": {"kind": "llm_judge"}}, "scorer.kind llm_judge needs scorer.endpoint"),
         ({"scorer": {"kind": "reward_model"}}, "scorer.kind reward_model needs scorer.model"),
-        ({"scorer": {"kind": "llm_judge", "endpoint": "judge:8000"}}, "scorer.endpoint must be an http://"),
-        ({"arms": []}, "arms must name at least one of: polya, star, wrong_answer, breadth, depth"),
-        ({"arms": ["polya", "distill"]}, "arms.1"),
+        ({"scorer": {"kind": "llm_judge", "endpoint": "judge:8000"}}, "scorer.endpoint: Value error, must be an http://"),
+        ({"datasets": []}, "datasets must name at least one of: polya, star, wrong_answer, breadth, depth"),
+        ({"datasets": ["polya", "distill"]}, "datasets.1"),
         ({"n_per_question": 65}, "n_per_question"),
         ({"n_per_question": 0}, "n_per_question"),
         ({"dedup": {"method": "exact"}}, "dedup.method"),
@@ -352,7 +352,7 @@ def test_the_catalog_of_the_generate_stage_is_used(tmp_path: Path, record: Calla
         ({"prompt": "instruction"}, "prompt"),
         ({"budget": 0}, "budget"),
         ({"scorer": {"knd": "offline"}}, "scorer.knd: unknown key (did you mean 'kind'?)"),
-        ({"verifier_endpoint": "verifier:8080"}, "verifier_endpoint must be an http://"),
+        ({"verifier_endpoint": "verifier:8080"}, "verifier_endpoint: Value error, must be an http://"),
     ],
 )
 def test_config_errors_name_the_field(overrides: dict[str, Any], message: str) -> None:
@@ -362,7 +362,7 @@ def test_config_errors_name_the_field(overrides: dict[str, Any], message: str) -
 
 
 def test_config_every_field_has_help_text() -> None:
-    from polya.config.base import field_paths
+    from polya.core.config import field_paths
     from polya.select.config import DedupConfig, DiversityConfig, ScorerConfig
 
     for model in (SelectConfig, ScorerConfig, DedupConfig, DiversityConfig):
@@ -420,13 +420,13 @@ def test_manifest_config_masks_the_judge_key(tmp_path: Path) -> None:
 
 
 def test_cli_select(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["select", "--run-dir", str(scenario), "--arms", "[polya, wrong_answer]", "--progress", "false", "--n-per-question", "2"])
+    main(["select", "--run-dir", str(scenario), "--datasets", "[polya, wrong_answer]", "--progress", "false", "--n-per-question", "2"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["polya"]["examples"] == 4 and printed["wrong_answer"]["path"] == "select/wrong_answer/train.jsonl"
 
     main(["select", "--scorer.kind", "llm_judge", "--scorer.endpoint", "http://judge:8000/v1", "--scorer.api-key", "k", "--print-config"])
     printed_config = yaml.safe_load(capsys.readouterr().out)
-    assert printed_config["scorer"]["api_key"] == "***" and printed_config["arms"] == ["polya", "star"]
+    assert printed_config["scorer"]["api_key"] == "***" and printed_config["datasets"] == ["polya", "star"]
 
     with pytest.raises(SystemExit) as info:
         main(["select", "--run-dir", str(scenario / "missing")])
@@ -435,12 +435,12 @@ def test_cli_select(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cached_judge_scores_are_reused_without_reaching_the_judge(scenario: Path) -> None:
-    from polya.errors import ServerError
+    from polya.core.errors import ServerError
+    from polya.core.store.shards import ShardWriter
     from polya.serving.vllm_server import free_port
-    from polya.store.shards import ShardWriter
 
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    settings = {"arms": ["polya"], "scorer": {"kind": "llm_judge", "endpoint": dead, "model": "judge", "max_retries": 0}}
+    settings = {"datasets": ["polya"], "scorer": {"kind": "llm_judge", "endpoint": dead, "model": "judge", "max_retries": 0}}
     with pytest.raises(ServerError, match="cannot reach the model server"):
         select(scenario, **settings)
     manifest = RunManifest.load_or_create(LocalStore(scenario))
@@ -459,10 +459,10 @@ def test_cached_judge_scores_are_reused_without_reaching_the_judge(scenario: Pat
 
     out = select(scenario, **settings)
     assert out.report["scorer"]["from_cache"] == 6 and out.report["scorer"]["scored_now"] == 0
-    assert out.report["scorer"]["unscored"] == 1 and out.report["arms"]["polya"]["rejections"]["unscored"] == 1
+    assert out.report["scorer"]["unscored"] == 1 and out.report["datasets"]["polya"]["rejections"]["unscored"] == 1
     assert ids(scenario, "polya") == ["q1|decomposition|r1|s0", "q1|working_backward|r1|s1", "q2|analogy|r2|s0", "q2|draw_figure_or_table|r1|s0"]
     assert [r["score"] for r in rows(scenario, "polya")] == [5.0, 4.0, 8.0, 7.0]
 
     ranked_last = select(scenario, **{**settings, "scorer": {**settings["scorer"], "on_unscored": "rank_last"}})
-    assert "unscored" not in ranked_last.report["arms"]["polya"]["rejections"]
+    assert "unscored" not in ranked_last.report["datasets"]["polya"]["rejections"]
     assert ids(scenario, "polya")[2] == "q1|step_by_step_justification|r1|s0" and rows(scenario, "polya")[2]["score"] is None

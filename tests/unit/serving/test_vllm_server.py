@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 import polya.serving.vllm_server as vllm_server
-from polya.config.base import load_config
-from polya.errors import ConfigError, ServerError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError, ServerError
 from polya.models.embedded import EMBEDDED_MODEL
 from polya.serving import ExternalEndpoint, ServerConfig, VLLMServer, open_endpoint
 from polya.serving.vllm_server import Endpoint, free_port
@@ -104,10 +104,14 @@ def test_endpoint_root_url_and_headers() -> None:
 # ----- settings validation ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("endpoint", ["ftp://x", "localhost:8000", "vllm:8000/v1", ""])
+@pytest.mark.parametrize("endpoint", ["ftp://x", "localhost:8000", "vllm:8000/v1"])
 def test_endpoint_must_be_http(endpoint: str) -> None:
     with pytest.raises(ValidationError, match="http:// or https://"):
         ServerConfig(endpoint=endpoint)
+
+
+def test_a_blank_endpoint_means_unset() -> None:
+    assert ServerConfig(endpoint="").endpoint is None and ServerConfig(endpoint="  ").endpoint is None
 
 
 def test_endpoint_error_through_load_config_names_the_field() -> None:

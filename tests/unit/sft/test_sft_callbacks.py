@@ -8,9 +8,16 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from polya.sft.callbacks import METRICS_FILE, UPLOAD_MARKER, CheckpointUploadCallback, SftMetricsCallback
-from polya.checkpoints import checkpoint_step, last_local_checkpoint, last_stored_checkpoint
-from polya.store import LocalStore
+from polya.core.store import LocalStore
+from polya.sft.callbacks import SftMetricsCallback
+from polya.training.callbacks import CheckpointUploadCallback
+from polya.training.checkpoints import (
+    METRICS_FILE,
+    UPLOAD_MARKER,
+    checkpoint_step,
+    last_local_checkpoint,
+    last_stored_checkpoint,
+)
 
 
 def _state(step: int, tokens: int, main: bool = True) -> types.SimpleNamespace:

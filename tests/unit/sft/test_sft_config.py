@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from polya.cli.main import cli
-from polya.config.base import load_config
-from polya.errors import ConfigError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError
 from polya.models.embedded import EMBEDDED_MODEL
-from polya.sft.config import DEEPSPEED_PRESETS, LoraConfig, SftConfig
+from polya.sft.config import LoraConfig, SftConfig
+from polya.training.config import DEEPSPEED_PRESETS
 
 
 def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
@@ -41,15 +42,15 @@ def test_defaults_point_into_the_run_directory() -> None:
     assert config.model == EMBEDDED_MODEL
     assert config.output_uri == "runs/polya/sft/polya"
     assert config.manifest_stage == "sft/polya"
-    assert config.default_dataset_candidates() == ["runs/polya/select/polya/train.jsonl", "runs/polya/select/polya/train.parquet"]
+    assert config.default_data_files() == ["runs/polya/select/polya/train.jsonl", "runs/polya/select/polya/train.parquet"]
     assert config.lora.enabled is False and config.lora.target_modules
     assert config.resume == "auto" and config.bf16 == "auto" and config.deepspeed is None
 
 
-def test_arm_and_output_shortcuts() -> None:
-    config = SftConfig(run_dir="s3://bucket/runs/x/", arm="star")
+def test_dataset_and_output_shortcuts() -> None:
+    config = SftConfig(run_dir="s3://bucket/runs/x/", dataset="star")
     assert config.output_uri == "s3://bucket/runs/x/sft/star"
-    assert config.default_dataset_candidates()[0] == "s3://bucket/runs/x/select/star/train.jsonl"
+    assert config.default_data_files()[0] == "s3://bucket/runs/x/select/star/train.jsonl"
     assert SftConfig(output="/data/out").output_uri == "/data/out"
 
 
@@ -61,15 +62,16 @@ def test_arm_and_output_shortcuts() -> None:
         ({"lora": {"r": 0}}, "lora.r", "greater than or equal to 1"),
         ({"lora": {"dropout": 1.5}}, "lora.dropout", "less than 1"),
         ({"deepspeed": "zero9"}, "deepspeed", ", ".join(DEEPSPEED_PRESETS)),
-        ({"dataset": "data/train.csv"}, "dataset_format", "jsonl or parquet"),
-        ({"dataset_format": "csv"}, "dataset_format", "'auto', 'jsonl' or 'parquet'"),
+        ({"data_file": "data/train.csv"}, "data_file_format", "jsonl or parquet"),
+        ({"data_file_format": "csv"}, "data_file_format", "'auto', 'jsonl' or 'parquet'"),
+        ({"dataset": "data/train.jsonl"}, "dataset", "data_file"),
         ({"batch_size": 0}, "batch_size", "greater than or equal to 1"),
         ({"max_seq_length": 8}, "max_seq_length", "greater than or equal to 32"),
         ({"epochs": 0}, "epochs", "greater than 0"),
         ({"bf16": "yes"}, "bf16", "'auto', 'on' or 'off'"),
         ({"resume": "always"}, "resume", "'auto' or 'off'"),
         ({"loss_mask": "all"}, "loss_mask", "generation_markers"),
-        ({"arm": "../escape"}, "arm", "pattern"),
+        ({"dataset": "../escape"}, "dataset", "data_file"),
         ({"local_dir": "s3://b/x"}, "local_dir", "local folder"),
         ({"learning_rate": 0}, "learning_rate", "greater than 0"),
     ],
@@ -95,15 +97,15 @@ def test_identity_ignores_operational_settings() -> None:
 
 def test_cli_prints_the_resolved_config() -> None:
     result = CliRunner().invoke(
-        cli, ["sft", "--print-config", "--arm", "star", "--lora.enabled", "true", "--lora.target-modules", "[q_proj, v_proj]", "--set", "packing=true"]
+        cli, ["sft", "--print-config", "--dataset", "star", "--lora.enabled", "true", "--lora.target-modules", "[q_proj, v_proj]", "--set", "packing=true"]
     )
     assert result.exit_code == 0, result.output
-    assert "arm: star" in result.output and "packing: true" in result.output
+    assert "dataset: star" in result.output and "packing: true" in result.output
     assert "- q_proj" in result.output and "- v_proj" in result.output
 
 
 def test_cli_help_documents_every_setting() -> None:
     result = CliRunner().invoke(cli, ["sft", "--help"])
     assert result.exit_code == 0
-    for option in ("--dataset", "--max-steps", "--lora.target-modules", "--deepspeed", "--packing", "--resume", "--metrics-port"):
+    for option in ("--dataset", "--data-file", "--max-steps", "--lora.target-modules", "--deepspeed", "--packing", "--resume", "--metrics-port"):
         assert option in result.output

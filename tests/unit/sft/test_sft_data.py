@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sft_samples import MARKED_TEMPLATE
 
-from polya.errors import ConfigError, DataError
+from polya.core.errors import ConfigError, DataError
 from polya.sft.config import SftConfig
 from polya.sft.data import (
     build_train_dataset,
@@ -21,7 +22,6 @@ from polya.sft.data import (
     to_prompt_completion,
 )
 from polya.sft.stage import preflight
-from sft_samples import MARKED_TEMPLATE
 
 
 def test_reads_select_rows_from_jsonl(chat_jsonl: Path) -> None:
@@ -73,7 +73,7 @@ def test_invalid_json_and_empty_and_missing_files(tmp_path: Path, sft_chat_rows:
         load_chat_dataset(str(empty))
     with pytest.raises(DataError, match="dataset not found"):
         load_chat_dataset(str(tmp_path / "missing.jsonl"))
-    with pytest.raises(ConfigError, match="dataset_format"):
+    with pytest.raises(ConfigError, match="data_file_format"):
         load_chat_dataset(str(tmp_path / "data.csv"))
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sft_samples import MARKED_TEMPLATE
 
 from polya.sft.config import SftConfig
 from polya.sft.stage import SftStage, preflight
 from polya.sft.trainer import REAL_TOKENS_KEY, PackedRowsCollator
-from sft_samples import MARKED_TEMPLATE
 
 IGNORE = -100
 

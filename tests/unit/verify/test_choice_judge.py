@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from polya.verify.choice_judge import ChoiceVerdict, extract_choice, judge_choice, option_label, resolve_reference
+from polya.verify.choice_judge import (
+    ChoiceVerdict,
+    extract_choice,
+    judge_choice,
+    option_label,
+    resolve_reference,
+)
 
 SUSPECTS = ["Mr. Green", "Mrs. Peacock"]
 PLACES = ["kitchen", "living room", "garage", "kitchen drawer"]

@@ -12,7 +12,12 @@ import time
 
 import pytest
 
-from polya.verify.code_judge import CodeVerdict, build_script, judge_code, verdict_from_result
+from polya.verify.code_judge import (
+    CodeVerdict,
+    build_script,
+    judge_code,
+    verdict_from_result,
+)
 from polya.verify.sandbox import SandboxLimits, SandboxResult, run_python_sandboxed
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the code sandbox needs Linux")
@@ -155,21 +160,34 @@ def test_classification_of_sandbox_outcomes() -> None:
     assert (late.status, late.reason) == ("timeout", "deadline exceeded (2.5s)")
 
 
-def test_chained_exception_reports_the_last_one() -> None:
-    output = (
-        "Traceback (most recent call last):\n"
-        '  File "/tmp/x/main.py", line 2, in <module>\n'
-        "    {}['k']\n"
-        "KeyError: 'k'\n\n"
-        "During handling of the above exception, another exception occurred:\n\n"
-        "Traceback (most recent call last):\n"
-        '  File "/tmp/x/main.py", line 4, in <module>\n'
-        "    raise ValueError('bad\\nvalue')\n"
-        "ValueError: bad\n"
-        "value\n"
-    )
+CHAINED = (  # the last exception of a chain is the verdict's reason
+    "Traceback (most recent call last):\n"
+    '  File "/tmp/x/main.py", line 2, in <module>\n'
+    "    {}['k']\n"
+    "KeyError: 'k'\n\n"
+    "During handling of the above exception, another exception occurred:\n\n"
+    "Traceback (most recent call last):\n"
+    '  File "/tmp/x/main.py", line 4, in <module>\n'
+    "    raise ValueError('bad\\nvalue')\n"
+    "ValueError: bad\n"
+    "value\n"
+)
+FORKED = (  # a fork bomb's children print tracebacks at once; the one cut off last has only its header
+    "Traceback (most recent call last):\n"
+    '  File "/tmp/x/main.py", line 3, in <module>\n'
+    "    os.fork()\n"
+    "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+    "Traceback (most recent call last):\n"
+)
+
+
+@pytest.mark.parametrize("output, reason", [
+    (CHAINED, "ValueError: bad (at: raise ValueError('bad\\nvalue'))"),
+    (FORKED, "BlockingIOError: [Errno 11] Resource temporarily unavailable (at: os.fork())"),
+])
+def test_the_reason_is_the_last_complete_traceback(output: str, reason: str) -> None:
     verdict = verdict_from_result(_result(exit_code=1, output_tail=output), "", "", 5)
-    assert verdict.reason == "ValueError: bad (at: raise ValueError('bad\\nvalue'))"
+    assert (verdict.status, verdict.reason) == ("fail", reason)
 
 
 def test_sandbox_reports_its_isolation_and_output_size() -> None:
@@ -179,15 +197,3 @@ def test_sandbox_reports_its_isolation_and_output_size() -> None:
     assert result.output_bytes == 11
 
 
-def test_interleaved_output_of_forked_processes_reports_the_last_complete_traceback() -> None:
-    # A fork bomb's children print tracebacks at once; the one cut off last has only its header.
-    output = (
-        "Traceback (most recent call last):\n"
-        '  File "/tmp/x/main.py", line 3, in <module>\n'
-        "    os.fork()\n"
-        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
-        "Traceback (most recent call last):\n"
-    )
-    verdict = verdict_from_result(_result(exit_code=1, output_tail=output), "", "", 5)
-    assert verdict.status == "fail"
-    assert verdict.reason == "BlockingIOError: [Errno 11] Resource temporarily unavailable (at: os.fork())"

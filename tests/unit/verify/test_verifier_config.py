@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from polya.cli.main import cli
-from polya.config.base import load_config
-from polya.errors import ConfigError
+from polya.core.config import load_config
+from polya.core.errors import ConfigError
 from polya.verify.config import TOKEN_ENV, VerifierConfig
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Mapping
 
+from polya.core.errors import DataError
+from polya.core.jsonl import JsonlLineError, jsonl_lines
 from polya.data.config import ColumnsConfig
 from polya.data.sources.normalize import OnError, QuestionSet, RowNormalizer, stem_of
-from polya.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +46,11 @@ def load_jsonl(
     norm = RowNormalizer(label, id_prefix=stem_of(label), columns=columns, on_error=on_error, source_name=source_name)
     index = 0
     with p.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                norm.fail(f"line {line_no}", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
-                index += 1
-                continue
-            if not text.strip():
-                continue
-            where = f"line {line_no}"
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                norm.fail(where, f"not valid JSON ({exc.msg} at column {exc.colno})")
-                index += 1
-                continue
-            norm.add(row, index, where)
+        for line_no, row in jsonl_lines(handle, require_object=False):
+            if isinstance(row, JsonlLineError):
+                norm.fail(f"line {line_no}", str(row))
+            else:
+                norm.add(row, index, f"line {line_no}")
             index += 1
     result = norm.result()
     logger.info("read %d questions from %s (%d skipped)", len(result.records), label, result.skipped)

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from polya.data.config import ColumnsConfig, HF_PREFIX
+from polya.core.errors import DataError
+from polya.data.config import HF_PREFIX, ColumnsConfig
 from polya.data.sources.normalize import OnError, QuestionSet, RowNormalizer, stem_of
-from polya.errors import DataError
 
 logger = logging.getLogger(__name__)
 

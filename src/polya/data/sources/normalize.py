@@ -12,10 +12,10 @@ from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import ValidationError
 
+from polya.core.errors import ConfigError, DataError
 from polya.data.answers import GSM8K_MARKER, extract_boxed, extract_gsm8k_answer
 from polya.data.config import ColumnsConfig
 from polya.data.records import QuestionRecord
-from polya.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 

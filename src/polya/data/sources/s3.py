@@ -1,4 +1,4 @@
-"""Question files in S3-compatible object storage, fetched through :mod:`polya.store`."""
+"""Question files in S3-compatible object storage, fetched through :mod:`polya.core.store`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Literal, Mapping
 
-from polya.data.config import ColumnsConfig, S3_PREFIX, resolve_format
+from polya.core.errors import DataError, PolyaError
+from polya.data.config import S3_PREFIX, ColumnsConfig, resolve_format
 from polya.data.sources.files import load_jsonl, load_parquet
 from polya.data.sources.normalize import OnError, QuestionSet
-from polya.errors import DataError, PolyaError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def load_s3(
     if fmt not in ("jsonl", "parquet"):
         raise DataError(f"{uri}: s3 sources must be .jsonl or .parquet files (got format {fmt!r})")
     store_uri, name = split_s3_uri(uri)
-    from polya.store import open_store  # lazy: the store pulls in the S3 client
+    from polya.core.store import open_store  # lazy: the store pulls in the S3 client
 
     with tempfile.TemporaryDirectory(prefix="polya-data-") as tmp:
         local = Path(tmp) / PurePosixPath(name).name

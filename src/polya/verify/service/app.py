@@ -16,7 +16,11 @@ from polya import __version__
 from polya.verify.config import VerifierConfig
 from polya.verify.service.errors import install_error_handlers
 from polya.verify.service.metrics import VerifierMetrics
-from polya.verify.service.middleware import BearerAuthMiddleware, BodySizeLimitMiddleware, RequestMetricsMiddleware
+from polya.verify.service.middleware import (
+    BearerAuthMiddleware,
+    BodySizeLimitMiddleware,
+    RequestMetricsMiddleware,
+)
 from polya.verify.service.router import router
 from polya.verify.service.serving import VerifierServing, pool_from_config
 

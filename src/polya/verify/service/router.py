@@ -10,7 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import PydanticSerializationError
 
 from polya.verify.service.errors import ServiceError
-from polya.verify.service.protocol import ErrorResponse, HealthResponse, VerifyRequest, VerifyResponse
+from polya.verify.service.protocol import (
+    ErrorResponse,
+    HealthResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
 from polya.verify.service.serving import VerifierServing
 
 router = APIRouter()

@@ -1,0 +1,195 @@
+"""What each stage leaves in a run directory, as typed models, each read through one function.
+
+The files are JSON written by the stages (``generate/summary.json``, ``select/report.json``, a
+training output's ``summary.json``, ``eval/results.json``) and read by other stages, by
+``polya run``, by the KFP steps and by people. Their shape is defined here once: a writer builds
+the model and stores ``model.dump()``; a reader calls ``read_*`` and gets the model back (or a
+clear error naming the file). Fields a writer adds beyond the ones typed here are kept
+(``extra="allow"``), so a report can grow without breaking older readers.
+
+Generation records (``generate/generations/**.jsonl``) are many small rows: they stay plain
+dicts, read through :func:`iter_generations`, which checks the fields every reader relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from polya.core.errors import DataError
+from polya.core.layout import RunLayout, TrainingLayout
+from polya.core.store import ArtifactStore
+from polya.core.store.shards import read_shards
+
+O = TypeVar("O", bound="StageOutput")
+
+
+class StageOutput(BaseModel):
+    """Base of the typed outputs: unknown keys are kept, values are validated."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    def dump(self) -> dict[str, Any]:
+        """JSON-safe dict of every field (extra keys included), for ``store.write_json``."""
+        return self.model_dump(mode="json")
+
+
+def _read(model: type[O], store: ArtifactStore, path: str) -> O | None:
+    if not store.exists(path):
+        return None
+    data = store.read_json(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
+        raise DataError(
+            f"{store.uri(path)} is not a valid {model.__name__} ({where}: {first.get('msg')}); it was written by another "
+            "polya version or edited by hand: run the stage again to rewrite it"
+        ) from None
+
+
+# ----- generate --------------------------------------------------------------------------------
+
+GENERATION_FIELDS = ("id", "question_id", "heuristic", "completion", "correct")
+"""Fields every generation record has (written by ``polya generate``)."""
+
+
+def iter_generations(store: ArtifactStore, check: bool = True) -> Iterator[dict[str, Any]]:
+    """Every generation record of the run in ``store``, deduplicated by id, in write order.
+
+    With ``check``, a record that lacks one of :data:`GENERATION_FIELDS` raises :class:`DataError`.
+    """
+    seen: set[str] = set()
+    folder = RunLayout.generate.generations
+    for rec in read_shards(store, folder):
+        if check:
+            missing = [k for k in GENERATION_FIELDS if k not in rec]
+            if missing:
+                raise DataError(
+                    f"generation record {rec.get('id', '?')!r} in {store.uri(folder)} lacks {', '.join(missing)} "
+                    "(records must be written by `polya generate`)"
+                )
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            yield rec
+
+
+class GenerateSummary(StageOutput):
+    """``generate/summary.json``: what was generated and how much of it was right."""
+
+    questions: int
+    heuristics: list[str]
+    pairs: int = Field(description="(question, heuristic) pairs asked for.")
+    pairs_solved: int
+    questions_solved: int
+    samples: int
+    correct_samples: int
+    completion_tokens: int
+    rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
+    per_heuristic: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+def read_generate_summary(store: ArtifactStore) -> GenerateSummary | None:
+    """The generate stage's summary of the run in ``store``, or None before the stage finished."""
+    return _read(GenerateSummary, store, RunLayout.generate.summary)
+
+
+# ----- select ----------------------------------------------------------------------------------
+
+
+class DatasetReport(StageOutput):
+    """One SFT dataset in ``select/report.json``."""
+
+    path: str = Field(description="The training file, relative to the run directory.")
+    card: str = Field(description="The dataset card, relative to the run directory.")
+    examples: int
+    questions: int
+    rejections: dict[str, int] = Field(default_factory=dict, description="Generations left out, by reason.")
+    notes: list[str] = Field(default_factory=list)
+
+
+class SelectReport(StageOutput):
+    """``select/report.json``: every dataset's statistics, the scorer and the inputs."""
+
+    run_id: str
+    datasets: dict[str, DatasetReport]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    scorer: dict[str, Any] = Field(default_factory=dict)
+
+    def empty_reason(self, dataset: str) -> str | None:
+        """Why ``dataset`` holds no examples (its rejections), or None when it has some."""
+        report = self.datasets.get(dataset)
+        if report is not None and report.examples > 0:
+            return None
+        rejections = report.rejections if report is not None else {}
+        why = ", ".join(f"{count} {reason}" for reason, count in rejections.items()) or "no generations"
+        return f"select/{dataset} holds no examples ({why})"
+
+
+def read_select_report(store: ArtifactStore) -> SelectReport | None:
+    """The select stage's report of the run in ``store``, or None before the stage finished."""
+    return _read(SelectReport, store, RunLayout.select.report)
+
+
+# ----- training --------------------------------------------------------------------------------
+
+
+class TrainingSummary(StageOutput):
+    """A training output's ``summary.json`` (``polya sft``, ``polya rl``), written when training ended."""
+
+    model: str = Field(description="The model training started from.")
+    global_step: int
+    final: str = Field(description="Where the trained model is (HF checkpoint folder).")
+    identity_sha256: str = Field(description="Digest of the settings that decided what was trained.")
+    completed: bool = False
+    resumed_from: str | None = None
+    tokens: int | None = None
+    train_loss: float | None = None
+
+
+def read_training_summary(store: ArtifactStore, layout: TrainingLayout = TrainingLayout()) -> TrainingSummary | None:
+    """The summary of the training output at ``layout`` in ``store``, or None when training did not finish."""
+    return _read(TrainingSummary, store, layout.summary)
+
+
+# ----- eval ------------------------------------------------------------------------------------
+
+
+class BenchmarkResult(StageOutput):
+    """One (arm, benchmark) of ``eval/results.json``."""
+
+    title: str = ""
+    kind: str = "math"
+    questions: int
+    samples: int
+    accuracy: float
+    pass_at_k: dict[str, float] = Field(description="k -> pass@k (0..1), k as a string.")
+    questions_solved: int = 0
+
+
+class ArmResult(StageOutput):
+    """One arm of ``eval/results.json``."""
+
+    model: str
+    benchmarks: dict[str, BenchmarkResult]
+    average: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalResults(StageOutput):
+    """``eval/results.json``: pass@k and more per arm and benchmark."""
+
+    ks: list[int]
+    benchmarks: list[str]
+    arms: dict[str, ArmResult]
+    sampling: dict[str, Any] = Field(default_factory=dict)
+
+    def pass_at_k(self) -> dict[str, dict[str, dict[str, float]]]:
+        """arm -> benchmark -> {k: pass@k}."""
+        return {arm: {name: b.pass_at_k for name, b in data.benchmarks.items()} for arm, data in self.arms.items()}
+
+
+def read_eval_results(store: ArtifactStore, path: str = RunLayout.eval.results) -> EvalResults | None:
+    """Eval results at ``path`` of ``store`` (default: the run's ``eval/results.json``), or None when absent."""
+    return _read(EvalResults, store, path)

@@ -1,0 +1,81 @@
+"""The arms of the comparison, as data: one definition used by ``polya run`` and the KFP pipeline.
+
+An arm's name says how its model is made, so ``polya run --arms`` and the pipeline's ``arms``
+need no other setting, and a laptop report and a cluster report name their rows the same way:
+
+=====================  ==========================================================
+``base``               the starting model, untouched
+``rl``                 GRPO from the starting model ("vanilla RL")
+``<dataset>_sft``      SFT on the select dataset ``<dataset>`` (``polya_sft``: Pólya-SFT, ``star_sft``: STaR-SFT, ...)
+``<dataset>_sft_rl``   that SFT model, then GRPO (``polya_sft_rl``: Pólya-SFT + RL)
+=====================  ==========================================================
+
+``<dataset>`` is one of the select stage's datasets: polya, star, wrong_answer, breadth, depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from polya.select.config import DATASETS
+
+DEFAULT_ARMS = ("base", "polya_sft", "rl", "polya_sft_rl")
+"""The comparison ``polya run`` makes by default: base, Pólya-SFT, RL only, Pólya-SFT + RL."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison."""
+
+    name: str
+    sft_dataset: str | None
+    """The select dataset the model is fine-tuned on first, or None (no SFT)."""
+    rl: bool
+    """Whether GRPO follows."""
+
+    @property
+    def start(self) -> str:
+        """The arm whose model GRPO starts from: ``base`` or ``<dataset>_sft``."""
+        return f"{self.sft_dataset}_sft" if self.sft_dataset else "base"
+
+
+def valid_arm_names() -> list[str]:
+    names = ["base", "rl"]
+    for dataset in DATASETS:
+        names += [f"{dataset}_sft", f"{dataset}_sft_rl"]
+    return names
+
+
+def parse_arm(name: str) -> Arm:
+    """The :class:`Arm` a name describes; an unknown name raises ValueError listing the valid ones."""
+    if name == "base":
+        return Arm(name, None, False)
+    if name == "rl":
+        return Arm(name, None, True)
+    for dataset in DATASETS:
+        if name == f"{dataset}_sft":
+            return Arm(name, dataset, False)
+        if name == f"{dataset}_sft_rl":
+            return Arm(name, dataset, True)
+    raise ValueError(f"unknown arm {name!r}; valid: {', '.join(valid_arm_names())}")
+
+
+def check_arms(names: Iterable[str]) -> list[str]:
+    """The arm names, each checked, duplicates dropped, in the given order (at least one)."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"arms must name at least one of: {', '.join(valid_arm_names())}")
+    for name in names:
+        parse_arm(name)
+    return names
+
+
+def sft_datasets(arms: Iterable[str]) -> list[str]:
+    """The select datasets the arms fine-tune on, in a fixed order."""
+    return sorted({arm.sft_dataset for arm in map(parse_arm, arms) if arm.sft_dataset})
+
+
+def rl_starts(arms: Iterable[str]) -> list[str]:
+    """The arms GRPO starts from (``base`` or ``<dataset>_sft``), in a fixed order."""
+    return sorted({arm.start for arm in map(parse_arm, arms) if arm.rl})

