@@ -55,6 +55,10 @@ def _is_str(annotation: Any) -> bool:
     return False
 
 
+class _MachineDefault(str):
+    """A default that depends on the machine (``json_schema_extra={"docs_default": "..."}``), shown as its description."""
+
+
 def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str, Any]]:
     out = []
     for name, field in model.model_fields.items():
@@ -62,7 +66,10 @@ def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, An
         if _is_model(ann):
             out.extend(_leaf_fields(ann, f"{prefix}{name}."))
             continue
-        if field.default is not PydanticUndefined:
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "docs_default" in extra:  # a default that depends on the machine: its description
+            default = _MachineDefault(extra["docs_default"])
+        elif field.default is not PydanticUndefined:
             default = field.default
         elif field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]
@@ -169,8 +176,11 @@ def settings_table(model: type[BaseModel]) -> str:
 
     rows = ["| setting | type | default | what it does |", "| --- | --- | --- | --- |"]
     for path, ann, desc, default in _leaf_fields(model):
-        if starting is not None:
-            default = _at(starting, path, default)
-        shown = yaml.safe_dump(default, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
-        rows.append(f"| `{path}` | {cell(_type_name(ann).replace('|', ' | '))} | `{shown}` | {cell(desc)} |")
+        if isinstance(default, _MachineDefault):
+            shown = cell(default)
+        else:
+            if starting is not None:
+                default = _at(starting, path, default)
+            shown = "`" + yaml.safe_dump(default, default_flow_style=True, width=10_000).strip().removesuffix("...").strip() + "`"
+        rows.append(f"| `{path}` | {cell(_type_name(ann).replace('|', ' | '))} | {shown} | {cell(desc)} |")
     return "\n".join(rows) + "\n"

@@ -86,6 +86,7 @@ class GenerateSummary(StageOutput):
     questions_solved: int
     samples: int
     correct_samples: int
+    undecided_samples: int = Field(default=0, description="Samples whose verdict stayed timeout / error (not correct, not wrong).")
     completion_tokens: int
     rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
     per_heuristic: dict[str, dict[str, int]] = Field(default_factory=dict)
@@ -165,7 +166,11 @@ class BenchmarkResult(StageOutput):
     questions: int
     samples: int
     accuracy: float
-    pass_at_k: dict[str, float] = Field(description="k -> pass@k (0..1), k as a string.")
+    pass_at_k: dict[str, float] = Field(description="k -> pass@k (0..1), k as a string, over decided samples.")
+    pass_at_k_questions: dict[str, int] = Field(
+        default_factory=dict, description="k -> questions in that estimate (those with >= k decided samples)."
+    )
+    undecided: int = Field(default=0, description="Samples whose verdict stayed timeout / error: neither right nor wrong.")
     questions_solved: int = 0
 
 

@@ -95,6 +95,16 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _pass_cell(bench: Mapping[str, Any] | None, k: int) -> str:
+    """pass@k in percent; "(q of N questions)" after it when undecided samples left questions out of it."""
+    bench = bench or {}
+    cell = _pct(bench.get("pass_at_k", {}).get(str(k)))
+    covered = (bench.get("pass_at_k_questions") or {}).get(str(k))
+    if covered is not None and bench.get("questions") and covered < bench["questions"]:
+        cell += f" ({covered} of {bench['questions']} questions)"
+    return cell
+
+
 def _kmax(results: Mapping[str, Any]) -> int:
     ks = [int(k) for arm in results["arms"].values() for b in arm.get("benchmarks", {}).values() for k in b.get("pass_at_k", {})]
     return max(ks) if ks else 1
@@ -127,7 +137,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         for arm, data in arms.items():
             row = [arm]
             for b in benches:
-                row.append(_pct((data["benchmarks"].get(b) or {}).get("pass_at_k", {}).get(str(k))))
+                row.append(_pass_cell(data["benchmarks"].get(b), k))
             row.append(_pct((data.get("average") or {}).get("pass_at_k", {}).get(str(k))))
             rows.append(row)
         lines += _table(header, rows) + [""]
@@ -138,7 +148,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             continue
         title = next((d["benchmarks"][b].get("title") for d in arms.values() if b in d["benchmarks"]), b)
         lines += [f"### {title} (`{b}`)", ""]
-        rows = [[arm] + [_pct((data["benchmarks"].get(b) or {}).get("pass_at_k", {}).get(str(k))) for k in ks] for arm, data in arms.items()]
+        rows = [[arm] + [_pass_cell(data["benchmarks"].get(b), k) for k in ks] for arm, data in arms.items()]
         lines += _table(["arm"] + [f"pass@{k}" for k in ks], rows) + [""]
     lines += [
         "## Diversity (Vendi score per question, mean)",
@@ -179,10 +189,20 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                 continue
             rows.append([
                 arm, b, str(d.get("questions")), str(d.get("samples_per_question")), _pct(d.get("accuracy")),
-                str(d.get("questions_solved")), str(d.get("completion_tokens_mean")),
+                str(d.get("questions_solved")), str(d.get("undecided", 0)), str(d.get("completion_tokens_mean")),
                 ", ".join(f"{k} {v}" for k, v in (d.get("finish_reasons") or {}).items()),
             ])
-    lines += _table(["arm", "benchmark", "questions", "samples / question", "accuracy %", "solved", "tokens / sample", "finish reasons"], rows)
+    lines += _table(
+        ["arm", "benchmark", "questions", "samples / question", "accuracy %", "solved", "undecided", "tokens / sample", "finish reasons"], rows
+    )
+    undecided = sum(int((d or {}).get("undecided") or 0) for data in arms.values() for d in data["benchmarks"].values())
+    if undecided:
+        lines += [
+            "",
+            f"**{undecided} sample(s) stayed undecided**: the judge timed out or failed on them twice. They are neither right nor "
+            "wrong: accuracy and pass@k count decided samples only, and a question with fewer than k decided samples is left "
+            "out of pass@k for that k.",
+        ]
     lines += ["", "Models: " + "; ".join(f"{arm} = `{data.get('model')}`" for arm, data in arms.items()), ""]
     return "\n".join(lines)
 

@@ -17,6 +17,13 @@ benchmark) part whose ``part.json`` matches the current settings is skipped on a
 interrupted evaluation resumes with the parts that are missing. A part's identity holds the model,
 the benchmark, the sampling settings and a digest of the catalog and of every prompt sent, so an
 edited catalog (its system prompt or answer format) evaluates the part again.
+
+**Undecided samples.** A sample whose verdict is ``timeout`` or ``error`` (the judge ran out of
+CPU time, or failed) is judged once more with ``rejudge_timeout_s``; if it is still undecided it
+is stored with that status and counted in ``undecided``, and it is neither right nor wrong:
+accuracy and pass@k use each question's decided samples, and a question with fewer than k decided
+samples is left out of pass@k for that k (``pass_at_k_questions`` says how many questions each k
+covers).
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from polya.sampling import ChatClient, chat_body, fan_out, parse_choices, worker
 from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.serving.vllm_server import Endpoint, open_endpoint
 from polya.verify.client import Verifier
-from polya.verify.protocol import VerifyItem
+from polya.verify.protocol import VerifyItem, record_decided
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +298,17 @@ class EvaluationStage:
                 by_q: dict[str, list[dict[str, Any]]] = {}
                 for s in samples:
                     by_q.setdefault(s["question_id"], []).append(s)
-                counts = [(len(v), sum(1 for s in v if s["correct"])) for v in by_q.values()]
-                usable_ks = [k for k in ks if all(n >= k for n, _c in counts)]
-                pass_k = mean_pass_at_k(counts, usable_ks)
+                # An undecided sample (judge timeout / error, twice) is neither right nor wrong: pass@k
+                # counts each question's decided samples only, and a question with fewer than k of
+                # them is left out of pass@k for that k (how many questions each k covers is recorded).
+                counts = [(sum(1 for s in v if record_decided(s)), sum(1 for s in v if s["correct"])) for v in by_q.values()]
+                pass_k: dict[int, float] = {}
+                covered: dict[int, int] = {}
+                for k in ks:
+                    enough = [(n, c) for n, c in counts if n >= k]
+                    if enough:
+                        pass_k[k] = mean_pass_at_k(enough, [k])[k]
+                        covered[k] = len(enough)
                 every = summarize_diversity({q: [s["completion"] for s in v] for q, v in by_q.items()}, cfg.diversity_ngram_max)
                 right = summarize_diversity(
                     {q: [s["completion"] for s in v if s["correct"]] for q, v in by_q.items()}, cfg.diversity_ngram_max
@@ -311,9 +326,11 @@ class EvaluationStage:
                     "kind": bench.kind,
                     "questions": len(by_q),
                     "samples": len(samples),
-                    "samples_per_question": min((n for n, _c in counts), default=0),
+                    "samples_per_question": min((len(v) for v in by_q.values()), default=0),
                     "accuracy": round(sum(c for _n, c in counts) / max(1, sum(n for n, _c in counts)), 4),
+                    "undecided": sum(1 for s in samples if not record_decided(s)),
                     "pass_at_k": {str(k): round(v, 4) for k, v in pass_k.items()},
+                    "pass_at_k_questions": {str(k): n for k, n in covered.items()},
                     "questions_solved": sum(1 for _n, c in counts if c > 0),
                     "vendi_per_question": _r(every.vendi_per_question_mean),
                     "vendi_per_question_correct": _r(right.vendi_per_question_mean),

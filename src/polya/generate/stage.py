@@ -54,7 +54,7 @@ from polya.sampling import (
 )
 from polya.serving.vllm_server import Endpoint, open_endpoint
 from polya.verify.client import Verifier
-from polya.verify.protocol import VerifyItem
+from polya.verify.protocol import VerifyItem, record_decided
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +218,7 @@ class GenerationStage:
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": choice.completion_tokens,
                     "correct": bool(verdict.get("correct")),
+                    "status": verdict.get("status", "pass" if verdict.get("correct") else "fail"),
                     "extracted_answer": verdict.get("extracted"),
                     "judge_reason": verdict.get("reason"),
                     "model": cfg.server.model,
@@ -270,7 +271,7 @@ class GenerationStage:
             latency = time.monotonic() - t0
             choices = parse_choices(resp)
             judged = await verifier.averify([VerifyItem(kind="math", prediction=c.text, reference=q.answer) for c in choices])
-            verdicts = [{"correct": v.correct, "extracted": v.extracted, "reason": v.reason} for v in judged]
+            verdicts = [{"correct": v.correct, "status": v.status, "extracted": v.extracted, "reason": v.reason} for v in judged]
             records = self._records(q, h, round_index, body, choices, (resp.get("usage") or {}).get("prompt_tokens"), latency, verdicts)
             for rec in records:
                 self._account(rec)
@@ -329,9 +330,10 @@ class GenerationStage:
         rounds: dict[int, dict[str, int]] = {}
         per_heuristic: dict[str, dict[str, int]] = {h.id: {"samples": 0, "correct": 0} for h in self.heuristics}
         finish: dict[str, int] = {}
-        samples = 0
+        samples = undecided = 0
         for rec in iter_generations(self.store, check=False):
             samples += 1
+            undecided += int(not record_decided(rec))
             stats = rounds.setdefault(int(rec["round"]), {"samples": 0, "correct": 0, "completion_tokens": 0, "requests": 0})
             stats["samples"] += 1
             stats["correct"] += int(bool(rec["correct"]))
@@ -352,6 +354,7 @@ class GenerationStage:
             questions_solved=len({q for q, _ in self.progress.solved_round}),
             samples=samples,
             correct_samples=sum(r["correct"] for r in rounds.values()),
+            undecided_samples=undecided,
             completion_tokens=sum(r["completion_tokens"] for r in rounds.values()),
             rounds={str(k): v for k, v in sorted(rounds.items())},
             rounds_configured=self.config.bootstrap.rounds,

@@ -121,7 +121,7 @@ class RlMetricsCallback(MetricsCallback):
         )
 
     def _verifier_counts(self, first: int, last: int) -> dict[str, int]:
-        totals: dict[str, int] = {"verifier_calls": 0, "verdicts": 0, "correct": 0, "answer_found": 0}
+        totals: dict[str, int] = {"verifier_calls": 0, "verdicts": 0, "correct": 0, "answer_found": 0, "rejudged": 0, "undecided": 0}
         if self.stats is None:
             return totals
         for step in range(first, last + 1):

@@ -16,14 +16,15 @@ Two presets fill every setting the user did not give:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from polya.core.config import StageConfig, http_url, location
+from polya.core.config import StageConfig, location
 from polya.core.layout import RunLayout, TrainingLayout
 from polya.data.config import DataConfig
 from polya.training.config import TrainingConfig
+from polya.verify.config import JudgeSettings
 
 STAGE = "rl"
 
@@ -72,29 +73,33 @@ batch size, learning rate and clipping are not public: 512 completions (32 promp
 """
 
 
-class RewardConfig(StageConfig):
+class RewardConfig(JudgeSettings):
     """How completions are rewarded: the verifier's math verdict, plus an optional format reward.
 
     Every field but where and how the verifier runs is part of the RL identity, so a new reward
-    weight decides what is trained (a resumed run with another weight is refused).
+    weight decides what is trained (a resumed run with another weight is refused). The judge
+    settings are those of every stage that judges (:class:`polya.verify.config.JudgeSettings`).
     """
 
-    OPERATIONAL: ClassVar[frozenset[str]] = frozenset({"verifier_endpoint", "verifier_workers", "verifier_cpus", "item_deadline_s"})
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset({"verifier_endpoint", "judge_workers", "verifier_cpus"})
+    RENAMED: ClassVar[Mapping[str, str]] = {"verifier_workers": "judge_workers"}
 
     correct: float = Field(default=1.0, gt=0.0, le=100.0, description="Reward for an answer the verifier judges correct (incorrect: 0).")
     format: float = Field(
         default=0.0, ge=0.0, le=100.0,
         description="Extra reward when the verifier finds a final answer statement (\\boxed{}, 'The answer is ...'), right or wrong; 0: off (the paper's setting).",
     )
-    verifier_endpoint: Annotated[str | None, http_url("http://verifier:8080")] = Field(
-        default=None,
-        description="URL of a running verifier service (polya serve-verifier), e.g. http://verifier:8080; unset: an in-process judge pool inside the reward worker.",
+    judge_workers: int = Field(default=1, ge=1, le=512, description="Judge processes of the reward worker's in-process pool (ignored with verifier_endpoint).")
+    rejudge_timeout_s: float = Field(
+        default=30.0, ge=0, le=600,
+        description=(
+            "A completion whose verdict is undecided (timeout / error) is judged once more with this many CPU seconds and "
+            "rewarded 0 only if it stays undecided; 0: rewarded 0 at once. metrics.jsonl counts both (rejudged, undecided)."
+        ),
     )
-    verifier_workers: int = Field(default=1, ge=1, le=512, description="Judge processes of the in-process pool (ignored with verifier_endpoint).")
     verifier_cpus: float = Field(
         default=1.0, ge=0.0, le=512.0, description="CPUs the reward worker (a Ray actor) reserves in the cluster; 0: it shares the learners' CPUs."
     )
-    item_deadline_s: float = Field(default=30.0, gt=5.0, le=3600.0, description="Hard limit in seconds on judging one completion (in-process pool).")
 
 
 class RolloutConfig(StageConfig):

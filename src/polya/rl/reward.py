@@ -8,7 +8,10 @@
   both computed from one verifier call per batch.
 
 Rewards: ``correct`` when the verdict is correct, else 0; with ``format > 0`` also ``format`` when
-the verifier found a final-answer statement (``\\boxed{}`` / "The answer is ...") at all.
+the verifier found a final-answer statement (``\\boxed{}`` / "The answer is ...") at all. An
+undecided verdict (``timeout`` / ``error``) is judged once more with ``rejudge_timeout_s`` of CPU
+time (``reward.undecided: rejudge``, the default) and earns 0 only if it stays undecided; the
+counters ``rejudged`` and ``undecided`` show how often that happened.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from polya.core.errors import ServerError
+from polya.verify.config import JudgeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +34,14 @@ PROBE = {"kind": "math", "prediction": "The answer is \\boxed{4}.", "reference":
 class RewardWorker:
     """Judge completions with the verifier and keep provenance counters (a Ray actor; also usable directly)."""
 
-    def __init__(self, endpoint: str | None = None, workers: int = 1, item_deadline_s: float = 30.0, token: str | None = None):
+    def __init__(self, settings: JudgeSettings | None = None, token: str | None = None):
         from polya.verify.client import open_verifier
-        from polya.verify.config import VerifierConfig
 
-        config = VerifierConfig(workers=workers, item_deadline_s=item_deadline_s, auth_token=token, log_level="warning")
-        self.endpoint = endpoint
-        self.verifier = open_verifier(config, endpoint)
+        self.settings = settings or JudgeSettings(judge_workers=1)
+        self.endpoint = self.settings.verifier_endpoint
+        self.rejudge_timeout_s = self.settings.rejudge_timeout_s
+        config = self.settings.verifier_config(auth_token=token, log_level="warning")
+        self.verifier = open_verifier(config, self.endpoint)  # second tries are made (and counted) in judge()
         self._lock = threading.Lock()
         self.totals: Counter[str] = Counter()
         self.steps: dict[int, Counter[str]] = {}
@@ -64,17 +69,23 @@ class RewardWorker:
         """Verdicts for ``completions`` against ``references`` (math); counted under ``step``."""
         if len(completions) != len(references):
             raise ValueError(f"{len(completions)} completions but {len(references)} reference answers")
+        from polya.verify.client import rejudge_undecided
+
         items = [{"kind": "math", "prediction": c, "reference": str(r)} for c, r in zip(completions, references)]
         started = time.monotonic()
-        verdicts = self.verifier.verify(items)
+        verdicts = list(self.verifier.verify(items))
+        first = Counter(v.status for v in verdicts)
+        rejudged = rejudge_undecided(self.verifier, items, verdicts, self.rejudge_timeout_s) if self.rejudge_timeout_s > 0 else 0
         elapsed = time.monotonic() - started
         out = [{"correct": v.correct, "extracted": v.extracted is not None, "status": v.status} for v in verdicts]
         counts: Counter[str] = Counter(
-            verifier_calls=1,
+            verifier_calls=1 + bool(rejudged),
             verdicts=len(out),
             correct=sum(o["correct"] for o in out),
             answer_found=sum(o["extracted"] for o in out),
-            **{f"status_{s}": n for s, n in Counter(o["status"] for o in out).items()},
+            rejudged=rejudged,
+            undecided=sum(1 for v in verdicts if not v.decided),
+            **{f"status_{s}": n for s, n in first.items()},
         )
         with self._lock:
             self.totals.update(counts)

@@ -271,7 +271,7 @@ class RlStage:
         spec = build_topology(self.config)[Role.REWARD]
         reward = self.config.reward
         worker = ray.remote(RewardWorker).options(num_cpus=spec.cpus, name=None, max_concurrency=16).remote(
-            reward.verifier_endpoint, reward.verifier_workers, reward.item_deadline_s, os.environ.get(TOKEN_ENV),
+            reward, os.environ.get(TOKEN_ENV),
         )
         actors.append(worker)
         try:

@@ -86,7 +86,7 @@ def build_topology(config: RlConfig) -> Topology:
         topology[Role.REFERENCE] = RoleSpec(Role.REFERENCE, worker="frozen copy of the initial policy in each learner worker",
                                             replicas=config.num_workers, colocated_with=Role.LEARNER)
     source = f"verifier service {config.reward.verifier_endpoint}" if config.reward.verifier_endpoint else (
-        f"in-process judge pool of {config.reward.verifier_workers}"
+        f"in-process judge pool of {config.reward.judge_workers}"
     )
     topology[Role.REWARD] = RoleSpec(Role.REWARD, worker=f"polya.rl.reward.RewardWorker actor ({source})", replicas=1,
                                      cpus=config.reward.verifier_cpus)

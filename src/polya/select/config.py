@@ -188,6 +188,13 @@ class SelectConfig(JudgeSettings):
     exclude_truncated: bool = Field(
         default=True, description="Never select solutions cut off by the token limit (finish_reason 'length'), correct or not."
     )
+    undecided: Literal["drop", "incorrect"] = Field(
+        default="drop",
+        description=(
+            "Generations whose verdict stayed undecided (status timeout / error: the judge ran out of time or failed): "
+            "drop: in no dataset (reason 'undecided'); incorrect: treated as wrong answers (they may enter wrong_answer)."
+        ),
+    )
     reverify: bool = Field(
         default=False, description="Judge every generation again with the verifier library instead of trusting its stored 'correct'."
     )

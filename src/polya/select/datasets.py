@@ -134,6 +134,7 @@ def dataset_statistics(dataset: DatasetSelection, heuristic_order: list[str]) ->
 
 
 _REASONS = {
+    "undecided": "the judge timed out or failed on it (status timeout / error); `undecided: drop`",
     "incorrect": "the answer was judged wrong",
     "correct": "the answer was judged right (the control keeps only wrong ones)",
     "no_final_answer": "no final answer was found in the solution",

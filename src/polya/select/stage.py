@@ -48,6 +48,7 @@ from polya.select.datasets import (
 )
 from polya.select.rules import Candidate, DatasetSelection, SelectionInputs
 from polya.select.scorers import AdherenceScorer, ScoreItem, ScoreResult, open_scorer
+from polya.verify.protocol import record_decided
 
 logger = logging.getLogger(__name__)
 
@@ -178,11 +179,13 @@ class SelectionStage:
             became_incorrect += before and not verdict.correct
             rec["correct_stored"] = before
             rec["correct"] = verdict.correct
+            rec["status"] = verdict.status
             rec["extracted_answer"] = verdict.extracted
             rec["judge_reason"] = verdict.reason
         return {
             "judged": len(records),
             "correct": sum(1 for r in records if r["correct"]),
+            "undecided": sum(1 for r in records if not record_decided(r)),
             "became_correct": became_correct,
             "became_incorrect": became_incorrect,
             "verifier": cfg.verifier_endpoint or "in-process",
@@ -191,6 +194,8 @@ class SelectionStage:
     # ----- eligibility and scoring --------------------------------------------------------------
     def _pre_rejection(self, rec: dict[str, Any], pool: str) -> str | None:
         """Why ``rec`` cannot enter ``pool`` ('correct' / 'incorrect') whatever its score, else None."""
+        if self.config.undecided == "drop" and not record_decided(rec):
+            return "undecided"
         correct = bool(rec.get("correct"))
         if pool == "correct" and not correct:
             return "incorrect"

@@ -341,9 +341,86 @@ class LocalVerifier(_Closing):
         await asyncio.to_thread(self.close)
 
 
-def open_verifier(config: VerifierConfig | None = None, endpoint: str | None = None, **client_options: Any) -> Verifier:
-    """A :class:`VerifierClient` for ``endpoint`` when given, else a :class:`LocalVerifier` for ``config``."""
+def _undecided(items: list[VerifyItem], verdicts: list[Verdict], timeout_s: float) -> tuple[list[int], list[VerifyItem]]:
+    """Indices of undecided verdicts whose item may get more time, and those items with ``timeout_s``."""
+    indices = [i for i, v in enumerate(verdicts) if not v.decided and (items[i].timeout_s or 0) < timeout_s]
+    return indices, [items[i].model_copy(update={"timeout_s": timeout_s}) for i in indices]
+
+
+def _second_verdicts(verdicts: list[Verdict], indices: list[int], second: list[Verdict], timeout_s: float) -> int:
+    for index, verdict in zip(indices, second):
+        first = verdicts[index]
+        verdicts[index] = verdict.model_copy(update={
+            "reason": f"{verdict.reason} (judged again with {timeout_s:g}s after: {first.reason})",
+            "latency_s": first.latency_s + verdict.latency_s,
+        })
+    return len(indices)
+
+
+def rejudge_undecided(verifier: Verifier, items: Sequence[ItemLike], verdicts: list[Verdict], timeout_s: float) -> int:
+    """Judge every undecided item (status ``timeout`` / ``error``) once more with ``timeout_s``;
+    replace its verdict in ``verdicts`` by the second one (the reason says so) and return how many were re-judged."""
+    checked = _as_items(items)
+    indices, again = _undecided(checked, verdicts, timeout_s)
+    if not again:
+        return 0
+    logger.info("judging %s undecided item(s) again with %gs", len(again), timeout_s)
+    return _second_verdicts(verdicts, indices, verifier.verify(again), timeout_s)
+
+
+async def arejudge_undecided(verifier: Verifier, items: Sequence[ItemLike], verdicts: list[Verdict], timeout_s: float) -> int:
+    """:func:`rejudge_undecided` without blocking the event loop."""
+    checked = _as_items(items)
+    indices, again = _undecided(checked, verdicts, timeout_s)
+    if not again:
+        return 0
+    logger.info("judging %s undecided item(s) again with %gs", len(again), timeout_s)
+    return _second_verdicts(verdicts, indices, await verifier.averify(again), timeout_s)
+
+
+class RejudgingVerifier(_Closing):
+    """A verifier whose undecided verdicts get a second try with ``timeout_s`` (:func:`rejudge_undecided`).
+
+    Whatever is still undecided stays ``timeout`` / ``error``. ``rejudged`` and ``undecided`` count
+    the items judged again and those that stayed undecided, over the verifier's life.
+    """
+
+    def __init__(self, inner: Any, timeout_s: float):
+        self.inner = inner
+        self.timeout_s = timeout_s
+        self.rejudged = 0
+        self.undecided = 0
+
+    def _count(self, verdicts: list[Verdict], rejudged: int) -> list[Verdict]:
+        self.rejudged += rejudged
+        self.undecided += sum(1 for v in verdicts if not v.decided)
+        return verdicts
+
+    def verify(self, items: Sequence[ItemLike], progress: ProgressCallback | None = None) -> list[Verdict]:
+        checked = _as_items(items)
+        verdicts = list(self.inner.verify(checked, progress))
+        return self._count(verdicts, rejudge_undecided(self.inner, checked, verdicts, self.timeout_s))
+
+    async def averify(self, items: Sequence[ItemLike], progress: ProgressCallback | None = None) -> list[Verdict]:
+        checked = _as_items(items)
+        verdicts = list(await self.inner.averify(checked, progress))
+        return self._count(verdicts, await arejudge_undecided(self.inner, checked, verdicts, self.timeout_s))
+
+    def health(self) -> dict[str, Any]:
+        return self.inner.health()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def open_verifier(
+    config: VerifierConfig | None = None, endpoint: str | None = None, *, rejudge_timeout_s: float = 0, **client_options: Any
+) -> Verifier:
+    """A :class:`VerifierClient` for ``endpoint`` when given, else a :class:`LocalVerifier` for ``config``;
+    with ``rejudge_timeout_s`` > 0 wrapped in a :class:`RejudgingVerifier`."""
     config = config or VerifierConfig()
-    if endpoint:
-        return VerifierClient(endpoint, token=config.resolved_token(), **client_options)
-    return LocalVerifier(config)
+    inner: Any = VerifierClient(endpoint, token=config.resolved_token(), **client_options) if endpoint else LocalVerifier(config)
+    return RejudgingVerifier(inner, rejudge_timeout_s) if rejudge_timeout_s > 0 else inner

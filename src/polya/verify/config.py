@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from polya.core.config import StageConfig, http_url
+from polya.verify.math_judge import REL_TOL
 
 if TYPE_CHECKING:
     from polya.verify.client import Verifier
@@ -30,20 +31,33 @@ class VerifierConfig(StageConfig):
     host: str = Field(default="127.0.0.1", description="Address the service binds to (0.0.0.0 inside a container).")
     port: int = Field(default=8080, ge=0, le=65535, description="Port the service listens on.")
     workers: int = Field(
-        default_factory=_usable_cpus, ge=1, le=512,
+        default_factory=_usable_cpus, ge=1, le=512, json_schema_extra={"docs_default": "usable CPUs"},
         description="Judge worker processes (default: the CPUs this process may use). Each judges one item at a time.",
     )
-    math_timeout_s: int = Field(
-        default=5, ge=1, le=300,
-        description="Seconds math-verify may spend on each parse / comparison step of one math item (whole seconds: signal.alarm).",
+    math_timeout_s: float = Field(
+        default=5.0, gt=0, le=300,
+        description=(
+            "CPU seconds one math item may spend being parsed and compared (CPU time, so a loaded machine gives the same verdicts); "
+            "past it the verdict is status 'timeout': undecided, never 'fail'."
+        ),
+    )
+    math_rel_tol: float = Field(
+        default=REL_TOL, gt=0, lt=1,
+        description="Relative tolerance between two numbers (|a-b| <= tol x max(|a|,|b|)): 5e-7 means about seven significant digits; 1e-19 is not 2e-19.",
+    )
+    max_item_timeout_s: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="Largest timeout_s one item may ask for (a re-judge with a longer limit); larger: the request is refused.",
     )
     code_timeout_s: float = Field(default=10.0, gt=0, le=600, description="Seconds one code item's program + tests may run.")
     code_memory_mb: int = Field(default=1024, ge=64, le=65536, description="Memory limit in MiB for one code item's program.")
     item_deadline_s: float = Field(
-        default=30.0, gt=0, le=3600,
+        default=60.0, gt=0, le=3600,
         description=(
-            "Hard limit in seconds on judging one math or choice item: a worker still busy after it is killed and replaced, "
-            "and the item's verdict is status 'timeout'. Code items get code_timeout_s + code_deadline_margin_s instead."
+            "Wall-clock backstop in seconds on judging one math or choice item (scaled up for an item with a longer timeout_s): "
+            "a worker still busy after it is killed and replaced, and the item's verdict is status 'timeout'. Keep it well above "
+            "math_timeout_s: CPU time is what judges are limited by, and on a loaded machine wall time runs several times faster. "
+            "Code items get their timeout + code_deadline_margin_s instead."
         ),
     )
     code_deadline_margin_s: float = Field(
@@ -89,15 +103,11 @@ class VerifierConfig(StageConfig):
         token = self.auth_token if self.auth_token is not None else os.environ.get(TOKEN_ENV)
         return token or None
 
-    def code_deadline_s(self) -> float:
-        """Hard limit on judging one code item: its own timeout plus the margin."""
-        return self.code_timeout_s + self.code_deadline_margin_s
-
 
 def judge_deadline_s(math_timeout_s: float) -> float:
-    """Hard limit on judging one math item when a stage sets only math-verify's own timeout: twice
-    that timeout (math-verify times parsing and comparing separately) plus 5 s of start-up slack."""
-    return 2 * math_timeout_s + 5
+    """Wall-clock backstop on judging one math item when a stage sets only the CPU-time limit: ten
+    times that limit plus 10 s, so that only a stuck judge (not a loaded machine) reaches it."""
+    return 10 * math_timeout_s + 10
 
 
 class JudgeSettings(StageConfig):
@@ -112,15 +122,26 @@ class JudgeSettings(StageConfig):
         description="URL of a running verifier service (polya serve-verifier), e.g. http://polya-verifier:8080; unset: the same judges run in-process.",
     )
     judge_workers: int = Field(default=2, ge=1, le=64, description="In-process judge worker processes (ignored with verifier_endpoint).")
-    judge_timeout_s: int = Field(
-        default=5, ge=1, le=120,
-        description="Seconds math-verify may spend on one answer; a judge still busy after 2 x this + 5 s is killed and replaced.",
+    judge_timeout_s: float = Field(
+        default=5.0, gt=0, le=120,
+        description=(
+            "CPU seconds a judge may spend on one answer; past it the verdict is 'timeout' (undecided, never wrong). "
+            "A judge still busy after 10 x this + 10 s of wall time is killed and replaced."
+        ),
+    )
+    rejudge_timeout_s: float = Field(
+        default=30.0, ge=0, le=600,
+        description=(
+            "Items whose verdict is undecided (timeout or error) are judged once more with this many CPU seconds; "
+            "0: no second try. Those still undecided are counted as such, never as wrong."
+        ),
     )
 
     def verifier_config(self, **settings: Any) -> VerifierConfig:
         """The :class:`VerifierConfig` of the in-process judges (``settings`` adds e.g. code_timeout_s)."""
         return VerifierConfig(
-            workers=self.judge_workers, math_timeout_s=self.judge_timeout_s, item_deadline_s=judge_deadline_s(self.judge_timeout_s), **settings,
+            workers=self.judge_workers, math_timeout_s=self.judge_timeout_s, item_deadline_s=judge_deadline_s(self.judge_timeout_s),
+            max_item_timeout_s=max(120.0, self.rejudge_timeout_s), **settings,
         )
 
     def open_verifier(self, **settings: Any) -> "Verifier":
@@ -130,7 +151,7 @@ class JudgeSettings(StageConfig):
         """
         from polya.verify.client import open_verifier
 
-        return open_verifier(self.verifier_config(**settings), endpoint=self.verifier_endpoint)
+        return open_verifier(self.verifier_config(**settings), endpoint=self.verifier_endpoint, rejudge_timeout_s=self.rejudge_timeout_s)
 
     def check_verifier(self) -> None:
         """Fail before any server starts when ``verifier_endpoint`` does not answer ``/health``."""

@@ -1,8 +1,10 @@
 """Judge one :class:`VerifyItem` of any kind: the single dispatch point behind the pool, the service and the CLI.
 
 :func:`judge_item` never raises for bad model output: a judge that throws gives a verdict with
-status ``error``. Math judging uses ``signal.alarm`` (math-verify), so call it from a process's
-main thread; :class:`polya.verify.pool.JudgePool` runs it in worker processes that do.
+status ``error``, one that runs out of time a verdict with status ``timeout``: both are
+*undecided* (:attr:`Verdict.decided` is False), never ``fail``. Math judging limits its CPU time
+with a signal (``ITIMER_PROF``), so call it from a process's main thread;
+:class:`polya.verify.pool.JudgePool` runs it in worker processes that do.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import time
 from typing import Any
 
+from polya.verify.math_judge import REL_TOL
 from polya.verify.protocol import Verdict, VerifyItem
 
 logger = logging.getLogger(__name__)
@@ -40,12 +43,12 @@ def oversized_verdict(item: VerifyItem, max_prediction_chars: int | None) -> Ver
     )
 
 
-def _judge_math(item: VerifyItem, math_timeout_s: int) -> dict[str, Any]:
+def _judge_math(item: VerifyItem, math_timeout_s: float, math_rel_tol: float) -> dict[str, Any]:
     from polya.verify.math_judge import judge_math
 
     assert item.reference is not None  # VerifyItem's validator guarantees it
-    out = judge_math(item.prediction, item.reference, timeout_s=math_timeout_s)
-    return {"correct": out.correct, "status": "pass" if out.correct else "fail", "extracted": out.extracted, "reason": out.reason}
+    out = judge_math(item.prediction, item.reference, timeout_s=item.timeout_s or math_timeout_s, rel_tol=math_rel_tol)
+    return {"correct": out.correct, "status": out.status, "extracted": out.extracted, "reason": out.reason}
 
 
 def _judge_choice(item: VerifyItem) -> dict[str, Any]:
@@ -62,7 +65,7 @@ def _judge_code(item: VerifyItem, code_timeout_s: float, code_memory_mb: int) ->
 
     assert item.tests is not None
     program = (item.prompt or "") + item.prediction
-    out = judge_code(program, item.tests, item.entry_point, timeout_s=code_timeout_s, memory_mb=code_memory_mb)
+    out = judge_code(program, item.tests, item.entry_point, timeout_s=item.timeout_s or code_timeout_s, memory_mb=code_memory_mb)
     status = out.status if out.status in ("pass", "fail", "timeout", "error") else "error"
     return {"correct": bool(out.correct) and status == "pass", "status": status, "extracted": None, "reason": out.reason}
 
@@ -70,19 +73,23 @@ def _judge_code(item: VerifyItem, code_timeout_s: float, code_memory_mb: int) ->
 def judge_item(
     item: VerifyItem,
     *,
-    math_timeout_s: int = 5,
+    math_timeout_s: float = 5.0,
+    math_rel_tol: float = REL_TOL,
     code_timeout_s: float = 10.0,
     code_memory_mb: int = 1024,
     max_prediction_chars: int | None = None,
 ) -> Verdict:
-    """Judge ``item`` with the judge for its kind and time it; never raises for bad model output."""
+    """Judge ``item`` with the judge for its kind and time it; never raises for bad model output.
+
+    ``math_timeout_s`` / ``code_timeout_s`` apply unless the item sets its own ``timeout_s``.
+    """
     start = time.perf_counter()
     early = oversized_verdict(item, max_prediction_chars)
     if early is not None:
         return early
     try:
         if item.kind == "math":
-            fields = _judge_math(item, math_timeout_s)
+            fields = _judge_math(item, math_timeout_s, math_rel_tol)
         elif item.kind == "choice":
             fields = _judge_choice(item)
         elif item.kind == "code":

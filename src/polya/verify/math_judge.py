@@ -33,13 +33,19 @@ Three steps, each bounded:
      number, as math-verify does;
    - whitespace is collapsed, leading ``:`` and trailing ``. , ; :`` are stripped.
 
-3. **Compare** with math-verify, the reference always parsed as the gold
-   (``verify(gold, target)``: math-verify is asymmetric, e.g. an equation in the prediction is
-   unwrapped to its right-hand side only when the gold is not an equation). Identical
-   normalised strings are equivalent without calling math-verify. math-verify's defaults hold:
-   a float is compared after rounding both sides to 6 decimals (``float_rounding=6``), so
-   ``0.333333`` == ``1/3`` and ``3.141593`` == ``\\pi`` but ``0.333`` != ``1/3`` and
-   ``3.14`` != ``\\pi``; ``x=3`` == ``3``; sets are unordered, tuples and intervals are not.
+3. **Compare**. Identical normalised strings are equivalent at once. Two plain numbers (a
+   decimal, ``1.2e-19``, ``1.2\\times 10^{-19}``, ``10^{-30}``) are compared exactly, in decimal
+   arithmetic, with a **relative tolerance** ``rel_tol`` (default :data:`REL_TOL`, 5e-7: they
+   must agree to about seven significant digits), so ``2.88e-19`` != ``5.76e-19`` and
+   ``10^{-30}`` != ``4.6e-24`` however small they are, while ``1.0000001`` == ``1``. Two integers
+   written as such are compared exactly (``12345679`` != ``12345678``). Anything else goes to math-verify, the
+   reference always parsed as the gold (``verify(gold, target)``: math-verify is asymmetric, e.g.
+   an equation in the prediction is unwrapped to its right-hand side only when the gold is not an
+   equation). math-verify's rules hold there: a float is compared after rounding both sides to 6
+   decimals (``float_rounding=6``), so ``0.333333`` == ``1/3`` and ``3.141593`` == ``\\pi`` but
+   ``0.333`` != ``1/3`` and ``3.14`` != ``\\pi``; ``x=3`` == ``3``; sets are unordered, tuples and
+   intervals are not. Because that rounding is absolute, two numbers below ``1e-4`` it calls equal
+   must also pass the relative tolerance.
 
 Percentages follow one rule, **the reference decides the scale**: a percent sign is a unit and
 is dropped on both sides, so ``50\\%`` == ``50`` in either direction (GSM8K writes 50 for "50%").
@@ -48,19 +54,35 @@ fraction ``0.5`` accepted too. A prediction ``50\\%`` against a reference ``0.5`
 equivalent: the prediction's own percent sign never rescales it. (math-verify alone would accept
 ``50\\%`` == ``0.5`` both ways; the normalisation removes the sign before it sees it.)
 
-math-verify bounds its own work with ``signal.alarm``, which only works on a process's main
-thread: call :func:`judge_math` from the main thread of a worker process (the generate stage runs
-it in a process pool), never from a thread. Everything before math-verify is a handful of regex
-passes over at most 1,000 characters.
+**Time is CPU time.** math-verify's own timeouts are wall-clock (``signal.alarm``), so on a
+loaded machine a correct answer that needs half a second of sympy could run out of time and read
+as wrong. polya turns them off and bounds parsing and comparing by the judge process's CPU time
+instead (``ITIMER_PROF``): a verdict does not depend on what else the machine runs. An item over
+its budget gets the status ``timeout`` (``correct`` False, ``decided`` False): it is undecided,
+never a ``fail``. The limit is a signal, so call :func:`judge_math` from a process's main thread
+(the judge pool's workers do). Everything before math-verify is a handful of regex passes over at
+most 1,000 characters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import threading
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any, Iterator, Literal
 
 from polya.data.answers import extract_boxed
+
+REL_TOL = 5e-7
+"""Default relative tolerance between two numbers: they agree to about seven significant digits
+(the relative form of math-verify's rounding to 6 decimals for numbers near 1)."""
+
+_TINY = Decimal("1e-4")
+"""Below this magnitude math-verify's 6-decimal rounding cannot tell numbers apart: its "equal"
+must also pass the relative tolerance."""
 
 _MAX_CHARS = 20_000
 """Only the tail of a prediction is judged: the final answer is at the end, and hostile
@@ -91,11 +113,16 @@ _TRAILING_CLAUSE = re.compile(
 
 @dataclass(frozen=True)
 class MathVerdict:
-    """The outcome of judging one solution."""
+    """The outcome of judging one solution: ``status`` pass / fail, or ``timeout`` (undecided)."""
 
     correct: bool
     extracted: str | None
     reason: str
+    status: Literal["pass", "fail", "timeout"] = "fail"
+
+    def __post_init__(self) -> None:
+        if self.correct and self.status != "pass":
+            object.__setattr__(self, "status", "pass")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -161,6 +188,7 @@ _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _SPACES = re.compile(r"\s+")
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_INTEGER = re.compile(r"-?\d+")
 
 
 def _replace_text_groups(text: str) -> str:
@@ -239,18 +267,105 @@ def _percent_as_fraction(normalised: str) -> str | None:
         return None
 
 
+# ----- numbers -----------------------------------------------------------------------------------
+
+_NUMBER = re.compile(
+    r"(?P<sign>-?)(?:(?P<mantissa>\d+(?:\.\d+)?)(?:\s*\\(?:times|cdot)\s*10\s*\^\s*\{?\s*(?P<exp>[+-]?\d+)\s*\}?)?"
+    r"|10\s*\^\s*\{?\s*(?P<power>[+-]?\d+)\s*\}?)"
+)
+
+
+def parse_number(normalised: str) -> Decimal | None:
+    """The exact value of a normalised plain number (``12``, ``-0.5``, ``1.2\\times 10^{-19}``,
+    ``10^{-30}``), or None for anything else."""
+    match = _NUMBER.fullmatch(normalised.strip())
+    if match is None:
+        return None
+    try:
+        if match.group("power") is not None:
+            value = Decimal(1).scaleb(int(match.group("power")))
+        else:
+            value = Decimal(match.group("mantissa")).scaleb(int(match.group("exp") or 0))
+    except (InvalidOperation, ValueError, OverflowError):  # pragma: no cover - the pattern admits valid numbers
+        return None
+    return -value if match.group("sign") else value
+
+
+def numbers_close(a: Decimal, b: Decimal, rel_tol: float = REL_TOL) -> bool:
+    """``|a - b| <= rel_tol x max(|a|, |b|)``, in exact decimal arithmetic (0 equals only 0)."""
+    return abs(a - b) <= Decimal(str(rel_tol)) * max(abs(a), abs(b))
+
+
+# ----- CPU time ---------------------------------------------------------------------------------
+
+
+class CpuTimeExceeded(BaseException):
+    """Raised inside a judge when it used up its CPU time (a BaseException, so that math-verify's
+    own ``except Exception`` handlers do not swallow it)."""
+
+
+@contextlib.contextmanager
+def cpu_time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`CpuTimeExceeded` in the block once this process spent ``seconds`` of CPU time in it.
+
+    Main thread only (a signal handler); elsewhere the block runs without a limit, and the judge
+    pool's wall-clock deadline stays the backstop.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise CpuTimeExceeded(f"more than {seconds:g}s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+def _math_verify() -> tuple[Any, Any]:
+    """math-verify's ``parse`` and ``verify``, with its wall-clock timeouts (and their warning) off."""
+    import math_verify.grader as grader
+    import math_verify.parser as parser
+
+    grader.TIMEOUT_WARNING_SHOWN = parser.TIMEOUT_WARNING_SHOWN = True
+    return parser.parse, grader.verify
+
+
+def _numeric_value(expr: Any) -> Decimal | None:
+    """A real number sympy evaluates ``expr`` to, or None."""
+    try:
+        if getattr(expr, "is_number", False) and expr.is_real:
+            return Decimal(str(float(expr.evalf(30))))
+    except (TypeError, ValueError, ArithmeticError, AttributeError):
+        return None
+    return None
+
+
+def _tiny_and_far(gold: list[Any], target: list[Any], rel_tol: float) -> bool:
+    """Whether math-verify's "equal" holds only because both numbers round to the same 6 decimals."""
+    a, b = (_numeric_value(gold[0]) if gold else None), (_numeric_value(target[0]) if target else None)
+    if a is None or b is None or max(abs(a), abs(b)) >= _TINY:
+        return False
+    return not numbers_close(a, b, rel_tol)
+
+
 # ----- judging ---------------------------------------------------------------------------------
 
 
-def judge_math(prediction: str, reference: str, timeout_s: int = 5) -> MathVerdict:
+def judge_math(prediction: str, reference: str, timeout_s: float = 5, rel_tol: float = REL_TOL) -> MathVerdict:
     """Judge ``prediction`` (a full solution) against ``reference`` (a final answer).
 
-    ``extracted`` is the answer as the solution wrote it; reasons: ``equivalent``,
-    ``not equivalent``, ``no final answer found``, ``final answer longer than ...``,
-    ``final answer could not be parsed``, ``reference answer could not be parsed``.
+    ``timeout_s`` is the CPU time parsing and comparing may take (see the module docstring);
+    ``rel_tol`` the relative tolerance between numbers. ``extracted`` is the answer as the
+    solution wrote it; reasons: ``equivalent``, ``not equivalent``, ``no final answer found``,
+    ``final answer longer than ...``, ``final answer could not be parsed``, ``reference answer
+    could not be parsed``, and for status ``timeout`` ``timed out after ...s of CPU time``.
     """
-    from math_verify import parse, verify
-
     extracted = extract_final_answer(prediction)
     if extracted is None:
         return MathVerdict(False, None, "no final answer found")
@@ -272,15 +387,28 @@ def judge_math(prediction: str, reference: str, timeout_s: int = 5) -> MathVerdi
             golds.append(fraction)
     if target_text in golds:
         return MathVerdict(True, extracted, "equivalent")
+    target_number = parse_number(target_text)
+    gold_numbers = [parse_number(text) for text in golds]
+    if target_number is not None and all(n is not None for n in gold_numbers):
+        if _INTEGER.fullmatch(target_text) and all(_INTEGER.fullmatch(text) for text in golds):
+            ok = any(target_number == n for n in gold_numbers)  # two integers: exact (12345679 is not 12345678)
+        else:
+            ok = any(numbers_close(target_number, n, rel_tol) for n in gold_numbers if n is not None)
+        return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent")
 
-    gold = []
-    for text in golds:
-        parsed = parse(f"${text}$", parsing_timeout=timeout_s) or parse(text, parsing_timeout=timeout_s)
-        gold.extend(parsed)
-    if not gold:
-        return MathVerdict(False, extracted, "reference answer could not be parsed")
-    target = parse(f"$\\boxed{{{target_text}}}$", parsing_timeout=timeout_s)
-    if not target:
-        return MathVerdict(False, extracted, "final answer could not be parsed")
-    ok = verify(gold, target, timeout_seconds=timeout_s)
-    return MathVerdict(bool(ok), extracted, "equivalent" if ok else "not equivalent")
+    parse, verify = _math_verify()
+    try:
+        with cpu_time_limit(timeout_s):
+            gold = []
+            for text in golds:
+                parsed = parse(f"${text}$", parsing_timeout=None) or parse(text, parsing_timeout=None)
+                gold.extend(parsed)
+            if not gold:
+                return MathVerdict(False, extracted, "reference answer could not be parsed")
+            target = parse(f"$\\boxed{{{target_text}}}$", parsing_timeout=None)
+            if not target:
+                return MathVerdict(False, extracted, "final answer could not be parsed")
+            ok = bool(verify(gold, target, timeout_seconds=None)) and not _tiny_and_far(gold, target, rel_tol)
+    except CpuTimeExceeded:
+        return MathVerdict(False, extracted, f"timed out after {timeout_s:g}s of CPU time", status="timeout")
+    return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent")

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from polya.core.errors import PolyaError
 from polya.verify.judge import judge_item, oversized_verdict
+from polya.verify.math_judge import REL_TOL
 from polya.verify.protocol import Verdict, VerifyItem
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ _PARENT_CHECK_S = 1.0
 
 class JudgePoolError(PolyaError):
     """The pool cannot judge: it is closed, or its workers keep dying (the message says which)."""
+
+
+class ItemRefused(PolyaError, ValueError):
+    """An item the pool will not judge as asked (``field`` names it, e.g. ``items[3].timeout_s``)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -239,7 +248,9 @@ class JudgePool:
         workers: int,
         deadline_s: float,
         *,
-        math_timeout_s: int = 5,
+        math_timeout_s: float = 5.0,
+        math_rel_tol: float = REL_TOL,
+        max_item_timeout_s: float | None = None,
         code_timeout_s: float = 10.0,
         code_memory_mb: int = 1024,
         code_deadline_margin_s: float = 10.0,
@@ -254,12 +265,18 @@ class JudgePool:
             raise ValueError(f"deadline_s must be > 0, got {deadline_s}")
         self.workers = workers
         self.deadline_s = float(deadline_s)
-        self.code_deadline_s = float(code_timeout_s) + float(code_deadline_margin_s)
+        self.math_timeout_s = float(math_timeout_s)
+        self.code_timeout_s = float(code_timeout_s)
+        self.code_deadline_margin_s = float(code_deadline_margin_s)
+        self.max_item_timeout_s = max_item_timeout_s
         self.max_prediction_chars = max_prediction_chars
         self.crash_limit = crash_limit
         self.startup_timeout_s = startup_timeout_s
         self.prefetch = max(1, prefetch)
-        self._settings = {"math_timeout_s": int(math_timeout_s), "code_timeout_s": float(code_timeout_s), "code_memory_mb": int(code_memory_mb)}
+        self._settings = {
+            "math_timeout_s": float(math_timeout_s), "math_rel_tol": float(math_rel_tol),
+            "code_timeout_s": float(code_timeout_s), "code_memory_mb": int(code_memory_mb),
+        }
         self._ctx = multiprocessing.get_context("spawn")
 
         self._lock = threading.Lock()
@@ -296,6 +313,14 @@ class JudgePool:
     def submit(self, items: Iterable[VerifyItem | dict[str, Any]], on_progress: ProgressCallback | None = None) -> concurrent.futures.Future[list[Verdict]]:
         """Queue ``items``; the future resolves with their verdicts, in order."""
         checked = [i if isinstance(i, VerifyItem) else VerifyItem.model_validate(i) for i in items]
+        if self.max_item_timeout_s is not None:
+            for index, item in enumerate(checked):
+                if item.timeout_s is not None and item.timeout_s > self.max_item_timeout_s:
+                    raise ItemRefused(
+                        f"items[{index}].timeout_s is {item.timeout_s:g}; this verifier allows at most "
+                        f"{self.max_item_timeout_s:g} (max_item_timeout_s)",
+                        field=f"items[{index}].timeout_s",
+                    )
         batch = _Batch(checked, on_progress)
         for index, item in enumerate(checked):  # too long to judge: answered here, never shipped to a worker
             early = oversized_verdict(item, self.max_prediction_chars)
@@ -409,8 +434,12 @@ class JudgePool:
         except (BlockingIOError, OSError):
             pass  # already signalled, or closed
 
-    def _deadline_for(self, item: VerifyItem) -> float:
-        return self.code_deadline_s if item.kind == "code" else self.deadline_s
+    def deadline_for(self, item: VerifyItem) -> float:
+        """The wall-clock backstop for ``item``: code: its run time limit plus the margin; math and
+        choice: ``deadline_s``, scaled by how much more CPU time than ``math_timeout_s`` it may take."""
+        if item.kind == "code":
+            return (item.timeout_s or self.code_timeout_s) + self.code_deadline_margin_s
+        return self.deadline_s * max(1.0, (item.timeout_s or self.math_timeout_s) / self.math_timeout_s)
 
     def _run(self) -> None:
         try:
@@ -544,7 +573,7 @@ class JudgePool:
         wake = now + 1.0
         for w in self._workers:
             if w.tasks:
-                wake = min(wake, w.head_started + self._deadline_for(w.tasks[0][1].item))
+                wake = min(wake, w.head_started + self.deadline_for(w.tasks[0][1].item))
             elif not w.ready:
                 wake = min(wake, w.spawned_at + self.startup_timeout_s)
         return max(0.0, wake - now)
@@ -554,7 +583,7 @@ class JudgePool:
         for w in list(self._workers):
             if w.tasks:
                 _seq, task = w.tasks[0]
-                limit = self._deadline_for(task.item)
+                limit = self.deadline_for(task.item)
                 elapsed = now - w.head_started
                 if elapsed < limit:
                     continue

@@ -3,12 +3,22 @@ service, the client and the CLI (``polya verify``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Kind = Literal["math", "code", "choice"]
 Status = Literal["pass", "fail", "timeout", "error"]
+
+DECIDED: frozenset[str] = frozenset({"pass", "fail"})
+"""Statuses that are a judgement. ``timeout`` and ``error`` mean judging did not finish: such an
+item is *undecided*, never wrong (callers re-judge it, leave it out, or follow a documented setting)."""
+
+
+def record_decided(record: Mapping[str, Any]) -> bool:
+    """Whether a stored sample's verdict (its ``status``) is a judgement; a record written before
+    statuses were stored counts as decided."""
+    return str(record.get("status") or "fail") in DECIDED
 
 
 class VerifyItem(BaseModel):
@@ -32,6 +42,13 @@ class VerifyItem(BaseModel):
     tests: str | None = Field(default=None, description="Test code run against the program (code).")
     entry_point: str | None = Field(default=None, description="Function under test (code, HumanEval style).")
     prompt: str | None = Field(default=None, description="Code prompt prepended to the prediction (code, HumanEval style).")
+    timeout_s: float | None = Field(
+        default=None, gt=0,
+        description=(
+            "Time this item may take: CPU seconds of parsing and comparing (math), seconds its program may run (code). "
+            "Unset: the verifier's math_timeout_s / code_timeout_s; at most its max_item_timeout_s. Used to re-judge a timed-out item."
+        ),
+    )
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "VerifyItem":
@@ -56,3 +73,8 @@ class Verdict(BaseModel):
     extracted: str | None = Field(default=None, description="The answer found in the prediction (math, choice).")
     reason: str = Field(description="Why: 'equivalent', 'no final answer found', 'AssertionError', 'deadline exceeded', ...")
     latency_s: float = Field(default=0.0, description="Seconds spent judging this item.")
+
+    @property
+    def decided(self) -> bool:
+        """True for ``pass`` / ``fail``; a ``timeout`` or ``error`` verdict is undecided (not wrong)."""
+        return self.status in DECIDED

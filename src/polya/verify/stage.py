@@ -66,4 +66,7 @@ def verify_jsonl(
                 row[key] = getattr(verdict, key)
             handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
     counts = {status: sum(1 for v in verdicts if v.status == status) for status in ("pass", "fail", "timeout", "error")}
-    return {"items": len(items), "correct": sum(1 for v in verdicts if v.correct), **counts, "output": str(out)}
+    return {
+        "items": len(items), "correct": sum(1 for v in verdicts if v.correct), **counts,
+        "undecided": counts["timeout"] + counts["error"], "output": str(out),
+    }

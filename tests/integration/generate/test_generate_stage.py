@@ -127,11 +127,13 @@ def test_generate_kill_resume_and_records(vllm_endpoint, tmp_path: Path) -> None
         assert rec["sampling"]["n"] == (2 if rec["round"] == 1 else 4)
         assert rec["prompt_tokens"] > 0
         # The stored verdict is the judge's verdict on the stored text.
-        assert rec["correct"] == judge_math(rec["completion"], rec["reference"]).correct
+        verdict = judge_math(rec["completion"], rec["reference"])
+        assert (rec["correct"], rec["status"]) == (verdict.correct, verdict.status)
 
     summary = json.loads((run_dir / "generate" / "summary.json").read_text())
     assert summary["samples"] == len(records) == out.summary["samples"]
     assert summary["correct_samples"] == sum(r["correct"] for r in records)
+    assert summary["undecided_samples"] == sum(r["status"] in ("timeout", "error") for r in records)
     assert summary["pairs"] == 12
     manifest = RunManifest.load_or_create(open_store(run_dir))
     stage = manifest.stage("generate")

@@ -114,6 +114,18 @@ def test_mixed_batch(http: httpx.Client) -> None:
     assert all(set(v) == {"id", "kind", "correct", "status", "extracted", "reason", "latency_s"} for v in verdicts)
 
 
+def test_an_item_sets_its_own_time_limit(http: httpx.Client) -> None:
+    slow = {"kind": "math", "prediction": r"\boxed{(x+1)^{120}(x-1)^{120}}", "reference": r"(x^2-1)^{120}"}  # ~0.9 s of CPU
+    resp = http.post("/v1/verify", json={"items": [{**slow, "id": "short", "timeout_s": 0.2}, {**slow, "id": "default"}]})
+    assert resp.status_code == 200, resp.text
+    got = {v["id"]: (v["status"], v["correct"]) for v in resp.json()["verdicts"]}
+    assert got == {"short": ("timeout", False), "default": ("pass", True)}
+    error = assert_error(
+        http.post("/v1/verify", json={"items": [math(1), math(2, timeout_s=500)]}), 422, "invalid_request", "items[1].timeout_s"
+    )
+    assert "at most 120 (max_item_timeout_s)" in error["message"]
+
+
 def test_empty_batch(http: httpx.Client) -> None:
     resp = http.post("/v1/verify", json={"items": []})
     assert resp.status_code == 200 and resp.json() == {"verdicts": []}

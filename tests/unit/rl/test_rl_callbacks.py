@@ -27,7 +27,7 @@ def test_metrics_line_and_prometheus(tmp_path: Path) -> None:
     callback.on_log(None, state, None, logs=logs)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert record["step"] == 1 and record["reward_mean"] == 0.375 and record["accuracy"] == 0.375
-    assert record["verifier"] == {"verifier_calls": 2, "verdicts": 8, "correct": 3, "answer_found": 5}
+    assert record["verifier"] == {"verifier_calls": 2, "verdicts": 8, "correct": 3, "answer_found": 5, "rejudged": 0, "undecided": 0}
     assert record["kl"] is None and record["response_length"] == 12.5 and record["tokens"] == 640
     assert record["learner_s"] == round(record["step_s"] - 0.01, 4)
     assert REGISTRY.get_sample_value("polya_rl_reward_mean") == 0.375

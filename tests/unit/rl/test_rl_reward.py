@@ -7,11 +7,12 @@ from typing import Iterator
 import pytest
 
 from polya.rl.reward import RewardWorker, VerifierRewards, completion_text
+from polya.verify.config import JudgeSettings
 
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[RewardWorker]:
-    reward_worker = RewardWorker(workers=1)
+    reward_worker = RewardWorker()
     try:
         yield reward_worker
     finally:
@@ -44,7 +45,28 @@ def test_rewards_are_the_verifiers_verdicts(worker: RewardWorker) -> None:
     after = worker.stats()
     assert after["verifier_calls"] - before.get("verifier_calls", 0) == 1  # the format reward reused the verdicts
     assert after["verdicts"] - before.get("verdicts", 0) == 4
-    assert worker.stats(7) == {"verifier_calls": 1, "verdicts": 4, "correct": 2, "answer_found": 3, "status_pass": 2, "status_fail": 2}
+    assert worker.stats(7) == {
+        "verifier_calls": 1, "verdicts": 4, "correct": 2, "answer_found": 3, "rejudged": 0, "undecided": 0,
+        "status_pass": 2, "status_fail": 2,
+    }
+
+
+SLOW_RIGHT = r"So \boxed{(x+1)^{120}(x-1)^{120}}"
+"""Right against (x^2-1)^{120}, and about 0.9 s of CPU time for sympy."""
+
+
+@pytest.mark.parametrize("rejudge_timeout_s, expected", [(20.0, "pass"), (0.0, "timeout")])
+def test_an_undecided_verdict_is_judged_again_or_rewarded_zero(rejudge_timeout_s: float, expected: str) -> None:
+    worker = RewardWorker(JudgeSettings(judge_workers=1, judge_timeout_s=0.3, rejudge_timeout_s=rejudge_timeout_s))
+    try:
+        out = worker.judge([SLOW_RIGHT, r"\boxed{3}"], [r"(x^2-1)^{120}", "4"], step=1)
+    finally:
+        worker.close()
+    assert [o["status"] for o in out] == [expected, "fail"]
+    assert [o["correct"] for o in out] == [expected == "pass", False]
+    stats = worker.stats(1)
+    assert stats["status_timeout"] == 1  # the first verdicts
+    assert (stats["rejudged"], stats["undecided"]) == ((1, 0) if rejudge_timeout_s else (0, 1))
 
 
 def test_reward_functions_and_weights() -> None:

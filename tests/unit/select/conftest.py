@@ -25,6 +25,7 @@ def make_record(
     question: str | None = None,
     reference: str = "4",
     extracted: str | None = "auto",
+    status: str | None = None,
 ) -> dict[str, Any]:
     """One record with every field ``polya generate`` writes."""
     if extracted == "auto":
@@ -43,6 +44,7 @@ def make_record(
         "prompt_tokens": 100,
         "completion_tokens": len(completion.split()),
         "correct": correct,
+        "status": status or ("pass" if correct else "fail"),
         "extracted_answer": extracted,
         "judge_reason": "equivalent" if correct else "not equivalent",
         "model": "embedded:smollm2-135m-instruct",

@@ -186,6 +186,29 @@ def test_wrong_answer_keeps_only_incorrect_complete_solutions(scenario: Path) ->
     assert not (scenario / "select" / "polya").exists()  # only the arms asked for
 
 
+@pytest.mark.parametrize("undecided", ["drop", "incorrect"])
+def test_an_undecided_generation_is_dropped_or_treated_as_wrong(
+    tmp_path: Path, record: Callable[..., dict[str, Any]], write: Callable[..., None], texts: dict[str, str], undecided: str
+) -> None:
+    timed_out = texts["backward"].replace("\\boxed{4}", "\\boxed{(x+1)^{300}}")
+    records = [
+        record("q1", "working_backward", 0, True, texts["backward"]),
+        record("q1", "decomposition", 0, False, timed_out, extracted="(x+1)^{300}", status="timeout"),
+        record("q1", "analogy", 0, False, texts["plain"].replace("\\boxed{4}", "\\boxed{5}")),
+    ]
+    write(tmp_path, records)
+    out = select(tmp_path, datasets=["polya", "wrong_answer"], undecided=undecided)
+    wrong = set(ids(tmp_path, "wrong_answer"))
+    if undecided == "drop":
+        assert wrong == {"q1|analogy|r1|s0"}
+        assert out.report["datasets"]["wrong_answer"]["rejections"]["undecided"] == 1
+        assert out.report["datasets"]["polya"]["rejections"]["undecided"] == 1
+    else:
+        assert wrong == {"q1|analogy|r1|s0", "q1|decomposition|r1|s0"}
+        assert "undecided" not in out.report["datasets"]["wrong_answer"]["rejections"]
+    assert set(ids(tmp_path, "polya")) == {"q1|working_backward|r1|s0"}
+
+
 @pytest.fixture()
 def many_questions(tmp_path: Path, record: Callable[..., dict[str, Any]], write: Callable[..., None]) -> Path:
     """Questions q0..q5; q_i has (i % 3) + 1 correct solutions, all different."""
@@ -382,7 +405,7 @@ def test_reverify_judges_again_with_the_verifier_library(tmp_path: Path, record:
     out = select(tmp_path, reverify=True, judge_workers=1)
     assert ids(tmp_path, "polya") == ["q1|working_backward|r1|s0"]
     assert out.report["reverify"] == {
-        "judged": 2, "correct": 1, "became_correct": 1, "became_incorrect": 1, "verifier": "in-process"
+        "judged": 2, "correct": 1, "undecided": 0, "became_correct": 1, "became_incorrect": 1, "verifier": "in-process"
     }
 
 

@@ -221,7 +221,10 @@ def test_code_item_runs_to_its_own_timeout_not_the_math_deadline(pool: JudgePool
 
 def test_code_items_get_code_deadline() -> None:
     with JudgePool(1, 1.5, code_timeout_s=2.5, code_deadline_margin_s=3.0) as p:
-        assert p.code_deadline_s == 5.5
+        assert p.deadline_for(code("def add(a, b):\n    return a + b\n", "quick")) == 5.5
+        longer = code("def add(a, b):\n    return a + b\n", "quick").model_copy(update={"timeout_s": 7.0})
+        assert p.deadline_for(longer) == 10.0
+        assert p.deadline_for(VerifyItem(kind="math", prediction="1", reference="1", timeout_s=50.0)) == 1.5 * 10
         p.wait_ready(120)
         slow = code("import time\ndef add(a, b):\n    time.sleep(2)\n    return a + b\n", "slow")
         verdict = p.judge_sync([slow])[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from polya.verify.config import VerifierConfig
-from polya.verify.pool import JudgePool, JudgePoolError
+from polya.verify.pool import ItemRefused, JudgePool, JudgePoolError
 from polya.verify.service.errors import ServiceError
 from polya.verify.service.metrics import VerifierMetrics
 from polya.verify.service.protocol import HealthResponse, VerifyRequest, VerifyResponse
@@ -19,6 +19,8 @@ def pool_from_config(config: VerifierConfig) -> JudgePool:
         config.workers,
         config.item_deadline_s,
         math_timeout_s=config.math_timeout_s,
+        math_rel_tol=config.math_rel_tol,
+        max_item_timeout_s=config.max_item_timeout_s,
         code_timeout_s=config.code_timeout_s,
         code_memory_mb=config.code_memory_mb,
         code_deadline_margin_s=config.code_deadline_margin_s,
@@ -50,6 +52,8 @@ class VerifierServing:
             raise self._unavailable(self.pool.dead_reason)
         try:
             verdicts = await self.pool.judge(request.items)
+        except ItemRefused as exc:  # an item asks for more time than max_item_timeout_s
+            raise ServiceError(422, str(exc), field=exc.field) from None
         except JudgePoolError as exc:
             raise ServiceError(503, f"{exc}; the service must be restarted") from None
         self.metrics.observe_verdicts(verdicts)
