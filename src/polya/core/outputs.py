@@ -167,8 +167,14 @@ class BenchmarkResult(StageOutput):
     samples: int
     accuracy: float
     pass_at_k: dict[str, float] = Field(description="k -> pass@k (0..1), k as a string, over decided samples.")
+    pass_at_k_interval: dict[str, list[float]] = Field(
+        default_factory=dict, description="k -> [low, high]: 95% bootstrap interval of pass@k over questions."
+    )
     pass_at_k_questions: dict[str, int] = Field(
         default_factory=dict, description="k -> questions in that estimate (those with >= k decided samples)."
+    )
+    per_question: dict[str, list[int]] = Field(
+        default_factory=dict, description="Question id -> [decided samples, correct samples]: what intervals and paired comparisons use."
     )
     undecided: int = Field(default=0, description="Samples whose verdict stayed timeout / error: neither right nor wrong.")
     questions_solved: int = 0
@@ -189,6 +195,9 @@ class EvalResults(StageOutput):
     benchmarks: list[str]
     arms: dict[str, ArmResult]
     sampling: dict[str, Any] = Field(default_factory=dict)
+    comparisons: list[dict[str, Any]] = Field(
+        default_factory=list, description="Paired comparisons of every pair of arms (polya.eval.statistics.compare_arms)."
+    )
 
     def pass_at_k(self) -> dict[str, dict[str, dict[str, float]]]:
         """arm -> benchmark -> {k: pass@k}."""

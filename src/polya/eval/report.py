@@ -12,6 +12,11 @@ and writes into ``output_dir`` (local or ``s3://``): ``results.json`` (the merge
 ``report.md`` and ``plots/pass_at_k.png`` (every benchmark side by side), one
 ``plots/pass_at_k_<benchmark>.png`` per benchmark and ``plots/pass_at_k_average.png``. Plots use
 matplotlib's Agg canvas directly (no pyplot state, no display needed).
+
+Numbers come with their uncertainty: every pass@k with its 95% bootstrap interval (a band in the
+plots), and ``comparisons`` (:func:`polya.eval.statistics.compare_arms`, recomputed here so that
+merged evaluations are compared too): every pair of arms, paired on the same questions, with an
+interval, a p-value and a verdict. The report opens with those verdicts in words.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from polya.core.errors import DataError
 from polya.core.layout import EvalLayout
 from polya.core.outputs import read_eval_results
 from polya.core.store import open_store
+from polya.eval.statistics import compare_arms
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +101,66 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _interval(data: Mapping[str, Any], k: int) -> str:
+    bounds = (data.get("pass_at_k_interval") or {}).get(str(k))
+    return f" [{100 * bounds[0]:.1f}, {100 * bounds[1]:.1f}]" if bounds else ""
+
+
 def _pass_cell(bench: Mapping[str, Any] | None, k: int) -> str:
-    """pass@k in percent; "(q of N questions)" after it when undecided samples left questions out of it."""
+    """pass@k in percent with its 95% interval; "(q of N questions)" when undecided samples left questions out of it."""
     bench = bench or {}
     cell = _pct(bench.get("pass_at_k", {}).get(str(k)))
+    if cell != "–":
+        cell += _interval(bench, k)
     covered = (bench.get("pass_at_k_questions") or {}).get(str(k))
     if covered is not None and bench.get("questions") and covered < bench["questions"]:
         cell += f" ({covered} of {bench['questions']} questions)"
     return cell
+
+
+def _comparison_summary(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The verdicts in words, before any table: what differs significantly, and what cannot be told."""
+    if not rows:
+        return []
+    significant = [r for r in rows if r["significant"]]
+    undecidable = sorted({r["benchmark"] for r in rows if not r["decidable"] and r["differing"]})
+    lines = ["## Verdict", ""]
+    if significant:
+        lines += [f"- {len(significant)} of {len(rows)} paired comparisons are significant (Holm-adjusted p < 0.05):"]
+        lines += [
+            f"  - {r['benchmark']}, pass@{r['k']}: {r['verdict']} by {100 * abs(r['difference']):.2f} points "
+            f"[{100 * r['interval'][0]:.1f}, {100 * r['interval'][1]:.1f}], p = {r['p_holm']:.4g}"
+            for r in significant
+        ]
+    else:
+        lines += [f"- None of the {len(rows)} paired comparisons is significant: the differences in the tables below may be noise."]
+    if undecidable:
+        lines += [
+            f"- Too few questions to tell on {', '.join(undecidable)}: fewer than 6 questions where two arms differ, so no "
+            "difference there could be significant whatever its size. Evaluate more questions (or more samples) to compare arms."
+        ]
+    return lines + [""]
+
+
+def _comparison_tables(rows: list[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "## Paired comparisons",
+        "",
+        "Arm A minus arm B on the questions both answered, in points: the 95% bootstrap interval over questions, a two-sided "
+        "sign-flip permutation p-value, and Holm's adjustment over the pairs of one benchmark and k.",
+        "",
+    ]
+    table = [
+        [
+            r["benchmark"], str(r["k"]), f"{r['a']} - {r['b']}", str(r["questions"]),
+            f"{100 * r['difference']:+.2f} [{100 * r['interval'][0]:.1f}, {100 * r['interval'][1]:.1f}]",
+            f"{r['p_value']:.4g}", f"{r['p_holm']:.4g}", ("**" + r["verdict"] + "**") if r["significant"] else r["verdict"],
+        ]
+        for r in rows
+    ]
+    return lines + _table(["benchmark", "k", "A - B", "questions", "difference (pts)", "p", "p (Holm)", "verdict"], table) + [""]
 
 
 def _kmax(results: Mapping[str, Any]) -> int:
@@ -127,9 +185,10 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         lines += [
             f"Sampling: n={s.get('n')} samples per question, temperature {s.get('temperature')}, top_p {s.get('top_p')}, "
             f"max_tokens {s.get('max_tokens')} (preset {s.get('preset')}). pass@k is the unbiased estimator, in percent, "
-            "averaged over questions.",
+            "averaged over questions; [low, high] is its 95% bootstrap interval over questions.",
             "",
         ]
+    lines += _comparison_summary(results.get("comparisons") or [])
     for k in sorted({1, kmax}, reverse=True):
         lines += [f"## pass@{k}", ""]
         header = ["arm"] + benches + ["average"]
@@ -138,9 +197,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             row = [arm]
             for b in benches:
                 row.append(_pass_cell(data["benchmarks"].get(b), k))
-            row.append(_pct((data.get("average") or {}).get("pass_at_k", {}).get(str(k))))
+            average = data.get("average") or {}
+            value = _pct(average.get("pass_at_k", {}).get(str(k)))
+            row.append(value + (_interval(average, k) if value != "–" else ""))
             rows.append(row)
         lines += _table(header, rows) + [""]
+    lines += _comparison_tables(results.get("comparisons") or [])
     lines += ["## pass@k by benchmark", ""]
     for b in benches:
         ks = sorted({int(k) for data in arms.values() for k in (data["benchmarks"].get(b) or {}).get("pass_at_k", {})})
@@ -207,16 +269,24 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _curve(data: Mapping[str, Any]) -> tuple[list[int], list[float]]:
+Curve = tuple[str, list[int], list[float], list[tuple[float, float]] | None]
+"""Label, ks, pass@k in percent, and the 95% interval per k (None when the results have none)."""
+
+
+def _curve(label: str, data: Mapping[str, Any]) -> Curve:
     points = sorted((int(k), float(v)) for k, v in (data.get("pass_at_k") or {}).items())
-    return [p[0] for p in points], [100 * p[1] for p in points]
+    intervals = data.get("pass_at_k_interval") or {}
+    bands = [tuple(100 * x for x in intervals[str(k)]) for k, _v in points if str(k) in intervals]
+    return label, [p[0] for p in points], [100 * p[1] for p in points], bands if len(bands) == len(points) and bands else None  # type: ignore[return-value]
 
 
-def _draw(ax: Any, title: str, curves: list[tuple[str, list[int], list[float]]]) -> None:
-    for label, ks, values in curves:
+def _draw(ax: Any, title: str, curves: list[Curve]) -> None:
+    for label, ks, values, bands in curves:
         if ks:
-            ax.plot(ks, values, marker="o", label=label)
-    all_ks = sorted({k for _l, ks, _v in curves for k in ks})
+            line = ax.plot(ks, values, marker="o", label=label)[0]
+            if bands:
+                ax.fill_between(ks, [b[0] for b in bands], [b[1] for b in bands], color=line.get_color(), alpha=0.15, linewidth=0)
+    all_ks = sorted({k for _l, ks, _v, _b in curves for k in ks})
     if all_ks and max(all_ks) > 1:
         ax.set_xscale("log", base=2)
     ax.set_xticks(all_ks or [1])
@@ -243,18 +313,19 @@ def plot_pass_at_k(results: Mapping[str, Any]) -> dict[str, bytes]:
 
     benches = _benchmarks(results)
     arms = results["arms"]
-    panels: list[tuple[str, str, list[tuple[str, list[int], list[float]]]]] = []
+    panels: list[tuple[str, str, list[Curve]]] = []
     for b in benches:
-        curves = [(arm, *_curve(data["benchmarks"][b])) for arm, data in arms.items() if b in data["benchmarks"]]
+        curves = [_curve(arm, data["benchmarks"][b]) for arm, data in arms.items() if b in data["benchmarks"]]
         title = next((d["benchmarks"][b].get("title") for d in arms.values() if b in d["benchmarks"]), b)
-        panels.append((f"pass_at_k_{b}.png", str(title), curves))
-    panels.append(("pass_at_k_average.png", "Average over benchmarks", [(arm, *_curve(data.get("average") or {})) for arm, data in arms.items()]))
+        panels.append((f"pass_at_k_{b}.png", f"{title} (95% intervals)", curves))
+    panels.append(("pass_at_k_average.png", "Average over benchmarks", [_curve(arm, data.get("average") or {}) for arm, data in arms.items()]))
     images: dict[str, bytes] = {}
     for name, title, curves in panels:
         fig = Figure(figsize=(5, 3.6))
         ax = fig.add_subplot(1, 1, 1)
         _draw(ax, title, curves)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
         images[name] = _png(fig)
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
@@ -262,7 +333,7 @@ def plot_pass_at_k(results: Mapping[str, Any]) -> dict[str, bytes]:
     for i, (_name, title, curves) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         _draw(ax, title, curves)
-        if i == 0:
+        if i == 0 and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
     images["pass_at_k.png"] = _png(fig)
@@ -277,6 +348,7 @@ def write_comparison(results: Mapping[str, Any] | str, output_dir: str) -> dict[
     merged = merge_results(results)
     if not merged.get("arms"):
         raise DataError("no arms to compare in the results")
+    merged["comparisons"] = compare_arms(merged)
     store = open_store(output_dir)
     store.write_text(RESULTS_FILE, json.dumps(merged, indent=2, sort_keys=False, default=str) + "\n")
     store.write_text(EvalLayout.REPORT, markdown_report(merged))

@@ -53,6 +53,7 @@ from polya.eval.benchmarks import (
     option_letter,
 )
 from polya.eval.config import STAGE, BenchmarkSpec, EvalConfig
+from polya.eval.statistics import average_intervals, pass_at_k_intervals
 from polya.heuristics import HeuristicCatalog
 from polya.metrics import mean_pass_at_k
 from polya.sampling import ChatClient, chat_body, fan_out, parse_choices, worker_count
@@ -301,7 +302,8 @@ class EvaluationStage:
                 # An undecided sample (judge timeout / error, twice) is neither right nor wrong: pass@k
                 # counts each question's decided samples only, and a question with fewer than k of
                 # them is left out of pass@k for that k (how many questions each k covers is recorded).
-                counts = [(sum(1 for s in v if record_decided(s)), sum(1 for s in v if s["correct"])) for v in by_q.values()]
+                per_question = {q: [sum(1 for s in v if record_decided(s)), sum(1 for s in v if s["correct"])] for q, v in by_q.items()}
+                counts = [(n, c) for n, c in per_question.values()]
                 pass_k: dict[int, float] = {}
                 covered: dict[int, int] = {}
                 for k in ks:
@@ -330,6 +332,7 @@ class EvaluationStage:
                     "accuracy": round(sum(c for _n, c in counts) / max(1, sum(n for n, _c in counts)), 4),
                     "undecided": sum(1 for s in samples if not record_decided(s)),
                     "pass_at_k": {str(k): round(v, 4) for k, v in pass_k.items()},
+                    "pass_at_k_interval": pass_at_k_intervals(per_question, list(pass_k)),
                     "pass_at_k_questions": {str(k): n for k, n in covered.items()},
                     "questions_solved": sum(1 for _n, c in counts if c > 0),
                     "vendi_per_question": _r(every.vendi_per_question_mean),
@@ -338,6 +341,7 @@ class EvaluationStage:
                     "finish_reasons": finish,
                     "judge_status": status,
                     "composition": composition,
+                    "per_question": per_question,
                 }
             arms[arm] = {"model": model, "benchmarks": per_bench, "average": _average(per_bench), "average_math": _average(
                 {k: v for k, v in per_bench.items() if v["kind"] == "math"}
@@ -383,13 +387,14 @@ def _r(value: float | None) -> float | None:
 
 
 def _average(per_bench: dict[str, Any]) -> dict[str, Any]:
-    """pass@k averaged over benchmarks (only ks every benchmark has)."""
+    """pass@k averaged over benchmarks (only ks every benchmark has), with its bootstrap interval."""
     if not per_bench:
         return {"benchmarks": 0, "pass_at_k": {}}
-    common = set.intersection(*(set(b["pass_at_k"]) for b in per_bench.values()))
+    common = sorted(set.intersection(*(set(b["pass_at_k"]) for b in per_bench.values())), key=int)
     return {
         "benchmarks": len(per_bench),
-        "pass_at_k": {k: round(sum(b["pass_at_k"][k] for b in per_bench.values()) / len(per_bench), 4) for k in sorted(common, key=int)},
+        "pass_at_k": {k: round(sum(b["pass_at_k"][k] for b in per_bench.values()) / len(per_bench), 4) for k in common},
+        "pass_at_k_interval": average_intervals([b["per_question"] for b in per_bench.values()], [int(k) for k in common]),
         "accuracy": round(sum(b["accuracy"] for b in per_bench.values()) / len(per_bench), 4),
     }
 
