@@ -442,30 +442,3 @@ def build_prompt(item: EvalItem, catalog: HeuristicCatalog | None = None, *, sys
         user = "\n\n".join(parts)
     messages.append({"role": "user", "content": user})
     return messages
-
-
-# ----- code extraction -------------------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_IMPORT_LINE = re.compile(r"^(?:import\s|from\s+\S+\s+import\s)")
-
-
-def extract_program(completion: str, prompt: str, entry_point: str | None) -> str:
-    """The program to test from a chat completion to a HumanEval prompt.
-
-    The last fenced code block that defines ``entry_point`` is used (else the last python block,
-    else the whole text). A block that defines the function is run with the prompt's import
-    lines in front; a block that only continues the body (a completion-style answer) is appended
-    to the prompt.
-    """
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(completion)]
-    code = completion
-    if blocks:
-        defining = [b for lang, b in blocks if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", b, re.M)]
-        python = [b for lang, b in blocks if lang in ("", "python", "py", "python3")]
-        code = (defining or python or [blocks[-1][1]])[-1]
-    defines = bool(entry_point) and re.search(rf"^\s*def\s+{re.escape(entry_point or '')}\s*\(", code, re.M) is not None
-    if defines:
-        imports = [line for line in prompt.splitlines() if _IMPORT_LINE.match(line)]
-        return ("\n".join(imports) + "\n\n" if imports else "") + code
-    return prompt + code

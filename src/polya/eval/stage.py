@@ -40,7 +40,6 @@ from polya.core.store import open_store
 from polya.eval.benchmarks import (
     EvalItem,
     build_prompt,
-    extract_program,
     get_benchmark,
     load_benchmark,
     option_letter,
@@ -52,6 +51,7 @@ from polya.sampling import ChatClient, chat_body, fan_out, parse_choices, worker
 from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.serving.vllm_server import Endpoint, open_endpoint
 from polya.verify.client import Verifier
+from polya.verify.code_judge import assemble_program
 from polya.verify.protocol import VerifyItem
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ def verify_item(item: EvalItem, completion: str) -> VerifyItem:
         assert item.options is not None and item.reference is not None
         return VerifyItem(kind="choice", prediction=completion, options=list(item.options), reference=option_letter(int(item.reference)))
     assert item.tests is not None
+    # Assembled here, not by the verifier (prompt=...), so a verifier service of any version judges the same program.
     return VerifyItem(
-        kind="code", prediction=extract_program(completion, item.question, item.entry_point), tests=item.tests,
+        kind="code", prediction=assemble_program(completion, item.question, item.entry_point), tests=item.tests,
         entry_point=item.entry_point,
     )
 
