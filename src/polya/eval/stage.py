@@ -113,7 +113,8 @@ class EvaluationStage:
                 items = [_item_from_dict(row) for row in self.store.read_jsonl(questions)]
         if items is None:
             items = load_benchmark(
-                spec.name, path=spec.path, hub_id=spec.hub_id, subset=spec.subset, split=spec.split, limit=spec.limit, seed=spec.seed
+                spec.name, path=spec.path, hub_id=spec.hub_id, subset=spec.subset, split=spec.split, limit=spec.limit, seed=spec.seed,
+                columns=spec.columns.mapped(),
             )
             self.store.write_jsonl(questions, (i.as_dict() for i in items))
             self.store.write_json(spec_path, identity)
