@@ -218,7 +218,7 @@ def _text_list(text: str) -> list[str] | None:
     return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
-def math_reference(value: Any, column: str, where: str) -> str:
+def _math_reference(value: Any, column: str, where: str) -> str:
     """A math answer cell as the reference answer.
 
     Numbers as text (``27.0`` -> ``27``), GSM8K's ``#### x`` and ``\\boxed{x}`` extracted (as for
@@ -262,7 +262,7 @@ def _math(metadata: tuple[str, ...] = ("subject", "level", "year", "url", "type"
         if answer is not None:
             column = row.column("answer")
             assert column is not None
-            reference = math_reference(answer, column, row.where)
+            reference = _math_reference(answer, column, row.where)
         else:
             solution = row.get("solution")
             if isinstance(solution, (list, tuple)):  # OlympiadBench's solutions
@@ -283,7 +283,7 @@ def _gsm8k(row: BenchmarkRow, index: int) -> EvalItem:
     column = row.column("answer")
     assert column is not None
     worked = isinstance(raw, str) and GSM8K_MARKER in raw
-    reference = math_reference(raw, column, row.where)
+    reference = _math_reference(raw, column, row.where)
     if not worked and not _NUMBER.match(reference):
         raise DataError(
             f"{row.where}: column '{column}' holds neither a worked solution ending in '{GSM8K_MARKER} <number>' nor a number: {str(raw)[:80]!r}"
@@ -318,7 +318,7 @@ def parse_choices(value: Any, where: str) -> list[str]:
 _OPTION_LETTER = re.compile(r"^\(?([A-Za-z])\)?\.?$")
 
 
-def option_index(value: Any, options: list[str], column: str, where: str) -> int:
+def _option_index(value: Any, options: list[str], column: str, where: str) -> int:
     """The 0-based index of the correct option: ``value`` is the index (MuSR's ``answer_index``), else its letter, else its text."""
     index: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -349,7 +349,7 @@ def _musr(split: str) -> Converter:
     def convert(row: BenchmarkRow, index: int) -> EvalItem:
         options = parse_choices(row.need("choices"), row.where)
         column = row.column("answer")
-        answer_index = option_index(row.need("answer"), options, column or "answer", row.where)
+        answer_index = _option_index(row.need("answer"), options, column or "answer", row.where)
         return EvalItem(
             id=_row_id(row, name, index), benchmark=name, kind="choice",
             question=str(row.need("question")), context=str(row.need("context")),
