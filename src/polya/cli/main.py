@@ -257,7 +257,7 @@ def evaluate(**kwargs: Any) -> None:
     For each of --arms ({name: model}) starts a vLLM server (or uses --endpoint / --endpoints),
     samples --sampling.n answers per question of every --benchmarks entry (gsm8k, math500, aime24,
     aime25, amc23, minerva_math, olympiadbench, humaneval, musr_*; {name: x, path: file.jsonl}
-    reads a local file), judges them with the verifier, and writes <run_dir>/eval/results.json,
+    reads a local file, columns: {question: problem, ...} names its columns), judges them with the verifier, and writes <run_dir>/eval/results.json,
     report.md and plots/*.png. --sampling.preset greedy | pass@k | cpu-demo. With no options it
     evaluates the embedded model on 8 offline synthetic questions. Running it again skips the
     finished (arm, benchmark) parts.

@@ -3,25 +3,39 @@
 Every entry names its Hugging Face hub id, subset and split, the answer kind the verifier judges
 (``math``: math-verify on the final answer; ``code``: HumanEval tests run in the sandbox;
 ``choice``: multiple choice, MuSR style) and the prompt format. A benchmark is read from the hub
-with the ``datasets`` library, or, with no network, from a local file (or ``s3://`` object) in
-the upstream column format: ``.jsonl``, ``.json`` (a list of rows), ``.parquet`` or ``.csv``.
+with the ``datasets`` library, or, with no network, from a local file (or ``s3://`` object):
+``.jsonl``, ``.json`` (a list of rows), ``.parquet`` or ``.csv``, in the upstream columns or in
+others the benchmark's ``columns`` setting names.
 
-Upstream columns (what the converters read):
+Upstream columns, with the role each is read as when its name differs:
 
-| benchmark | hub id (split) | columns |
+| benchmark | hub id (split) | upstream columns (role) |
 | --- | --- | --- |
-| gsm8k | openai/gsm8k, main (test) | question, answer (worked solution ending in ``#### <number>``) |
-| math500 | HuggingFaceH4/MATH-500 (test) | problem, solution, answer, subject, level, unique_id |
-| aime24 | HuggingFaceH4/aime_2024 (train) | id, problem, solution, answer, url, year |
-| aime25 | math-ai/aime25 (test) | problem, answer, id |
+| gsm8k | openai/gsm8k, main (test) | question, answer (a worked solution ending in ``#### <number>``; the number alone also reads) |
+| math500 | HuggingFaceH4/MATH-500 (test) | problem (question), solution, answer, subject, level, unique_id (id) |
+| aime24 | HuggingFaceH4/aime_2024 (train) | id, problem (question), solution, answer, url, year |
+| aime25 | math-ai/aime25 (test) | problem (question), answer, id |
 | amc23 | math-ai/amc23 (test) | id, question (or problem), answer (a number, possibly float), url |
 | minerva_math | math-ai/minervamath (test) | question, answer |
-| olympiadbench | Hothan/OlympiadBench, OE_TO_maths_en_COMP (train) | id, question, final_answer (list), solution, ... |
-| humaneval | openai/openai_humaneval (test) | task_id, prompt, canonical_solution, test, entry_point |
-| musr_* | TAUR-Lab/MuSR (murder_mysteries, object_placements, team_allocation) | narrative, question, choices (a Python list, often as its string), answer_index, answer_choice |
+| olympiadbench | Hothan/OlympiadBench, OE_TO_maths_en_COMP (train) | id, question, final_answer (answer; a list), solution (a list), ... |
+| humaneval | openai/openai_humaneval (test) | task_id (id), prompt (question), canonical_solution, test (tests), entry_point |
+| musr_* | TAUR-Lab/MuSR (murder_mysteries, object_placements, team_allocation) | narrative (context), question, choices (a Python list, often as its string), answer_index (answer), answer_choice |
+
+Each role is read from the column the benchmark's ``columns`` setting names, else from the first
+of the names :attr:`Benchmark.columns` lists that holds a value: the upstream names, then common
+alternatives. Math benchmarks take the training data's names
+(:mod:`polya.data.sources.normalize`: question, problem, prompt, query; answer, final_answer,
+expected_answer; solution; id, unique_id, uid, question_id, problem_id), so the ``{problem,
+answer}`` and ``{question, answer}`` rows most evaluation repositories ship load with no setting.
+HumanEval also takes question and tests; MuSR context, options, and answer, label or answer_choice
+(the correct option's index, letter or text). A missing column is an error naming the row, the
+names tried, the columns present and the setting. A math answer that is a list, or the text of a
+list of strings, is joined with ``, `` (math-verify compares sets of answers); ``$...$`` around an
+answer is dropped.
 
 ``synthetic`` is the built-in offline set: GSM8K-style word problems from
-:mod:`polya.data.synthetic` with a held-out seed, so ``polya eval`` runs with no data at all.
+:mod:`polya.data.synthetic` with a held-out seed, so ``polya eval`` runs with no data at all (a
+file given for it is read like the math benchmarks).
 """
 
 from __future__ import annotations
@@ -31,14 +45,23 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from polya.core.errors import DataError
 from polya.core.jsonl import jsonl_objects
-from polya.data.answers import extract_boxed, extract_gsm8k_answer
+from polya.data.answers import GSM8K_MARKER, extract_boxed
+from polya.data.sources.normalize import (
+    ANSWER_COLUMNS,
+    ID_COLUMNS,
+    QUESTION_COLUMNS,
+    SOLUTION_COLUMNS,
+    RowError,
+    normalize_answer,
+)
 from polya.heuristics import HeuristicCatalog, plain_messages
 
 logger = logging.getLogger(__name__)
@@ -76,7 +99,8 @@ class EvalItem:
         }
 
 
-Converter = Callable[[dict[str, Any], int, str], EvalItem]
+Converter = Callable[["BenchmarkRow", int], EvalItem]
+"""Turns one upstream row (read by role) and its 0-based index into an :class:`EvalItem`."""
 
 
 @dataclass(frozen=True)
@@ -90,113 +114,192 @@ class Benchmark:
     split: str
     subset: str | None
     prompt_format: Literal["math_boxed", "humaneval", "multiple_choice"]
-    columns: tuple[str, ...]
-    """Upstream columns the converter needs (checked with a clear error)."""
+    columns: Mapping[str, tuple[str, ...]]
+    """Role (question, answer, ...) -> the column names tried, in order, when ``columns`` maps no column to it;
+    the first is the upstream column. The roles are what a benchmark's ``columns`` setting may map."""
     convert: Converter
     size: int | None = None
     """Questions in the full upstream set (for documentation)."""
 
 
+def _names(*groups: Iterable[str]) -> tuple[str, ...]:
+    """Column names in order, each once."""
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
+def _math_columns(question: tuple[str, ...] = (), answer: tuple[str, ...] = (), ident: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """A math benchmark's roles: its upstream names first, then the names training data is auto-detected by."""
+    return {
+        "question": _names(question, QUESTION_COLUMNS), "answer": _names(answer, ANSWER_COLUMNS),
+        "solution": SOLUTION_COLUMNS, "id": _names(ident, ID_COLUMNS),
+    }
+
+
+# ----- rows read by role -----------------------------------------------------------------------
+
+
+def _filled(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, float):
+        return not math.isnan(value)
+    return True
+
+
+class BenchmarkRow:
+    """One upstream row read by role: the column ``columns`` maps to the role, else the first of the benchmark's names present."""
+
+    def __init__(self, data: Mapping[str, Any], bench: Benchmark, columns: Mapping[str, str], where: str):
+        self.data = data
+        self.bench = bench
+        self.columns = columns
+        self.where = where
+
+    def present(self) -> str:
+        return ", ".join(sorted(map(str, self.data))) or "(none)"
+
+    def column(self, role: str) -> str | None:
+        """The column the role is read from in this row, or None when none of its names holds a value."""
+        mapped = self.columns.get(role)
+        if mapped is not None:
+            if mapped not in self.data:
+                raise DataError(f"{self.where}: column '{mapped}' (columns.{role}) is missing; columns present: {self.present()}")
+            return mapped
+        return next((c for c in self.bench.columns.get(role, ()) if _filled(self.data.get(c))), None)
+
+    def get(self, role: str) -> Any:
+        """The role's value, or None when it is absent or empty."""
+        column = self.column(role)
+        value = None if column is None else self.data.get(column)
+        return value if _filled(value) else None
+
+    def need(self, role: str, alternative: str = "") -> Any:
+        """The role's value; a :class:`DataError` naming the columns tried, the columns present and the setting otherwise."""
+        value = self.get(role)
+        if value is None:
+            raise DataError(self.missing(role, alternative))
+        return value
+
+    def missing(self, role: str, alternative: str = "") -> str:
+        mapped = self.columns.get(role)
+        if mapped is not None:
+            return f"{self.where}: column '{mapped}' (columns.{role}) is empty{alternative}; columns present: {self.present()}"
+        names = ", ".join(self.bench.columns[role])
+        return (
+            f"{self.where}: no {role} column: expected one of {names}{alternative}, or name it with "
+            f"benchmarks: [{{name: {self.bench.name}, columns: {{{role}: <column>}}}}]; columns present: {self.present()}"
+        )
+
+
 # ----- answer normalization --------------------------------------------------------------------
 
-_DOLLARS = re.compile(r"^\$+|\$+$")
-
-
-def _number_text(value: Any) -> str:
-    """``27.0`` -> ``27``; other values as stripped text."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+_NUMBER = re.compile(r"^[-+]?\$?[\d,]*\.?\d+$")
 
 
 def _strip_math_dollars(text: str) -> str:
-    return _DOLLARS.sub("", text.strip()).strip()
+    """``$\\frac{1}{4}$`` -> ``\\frac{1}{4}``; text not wrapped in dollars as it is."""
+    text = text.strip()
+    if len(text) > 1 and text.startswith("$") and text.endswith("$"):
+        return text.strip("$").strip()
+    return text
 
 
-def _need(row: dict[str, Any], column: str, where: str) -> Any:
-    value = row.get(column)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: column '{column}' is missing or empty; columns present: {', '.join(sorted(row)) or '(none)'}")
-    return value
+def _text_list(text: str) -> list[str] | None:
+    """The strings of ``"['$3$', '$-3$']"`` (a list stored as its text, as CSV files do), else None."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
-def _first(row: dict[str, Any], columns: Iterable[str], where: str) -> Any:
-    cols = list(columns)
-    for column in cols:
-        value = row.get(column)
-        if value is not None and not (isinstance(value, str) and not value.strip()):
-            return value
-    raise DataError(f"{where}: none of the columns {cols} is present and non-empty; columns present: {', '.join(sorted(row)) or '(none)'}")
+def _math_reference(value: Any, column: str, where: str) -> str:
+    """A math answer cell as the reference answer.
+
+    Numbers as text (``27.0`` -> ``27``), GSM8K's ``#### x`` and ``\\boxed{x}`` extracted (as for
+    training data), surrounding ``$`` dropped. A list of answers (OlympiadBench's
+    ``final_answer``, or the text of a list of strings) is joined with ``, ``: math-verify compares
+    sets of answers. A list of numbers in text (``[0, 1]``, an interval) stays as it is.
+    """
+    if isinstance(value, str):
+        value = _text_list(value) or value
+    parts = list(value) if isinstance(value, (list, tuple)) else [value]
+    answers = []
+    for part in parts:
+        try:
+            text, _solution = normalize_answer(part, column)
+        except RowError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        if text and _strip_math_dollars(text):
+            answers.append(_strip_math_dollars(text))
+    if not answers:
+        raise DataError(f"{where}: column '{column}' holds no answer: {str(value)[:80]!r}")
+    return ", ".join(answers)
 
 
-def _row_id(row: dict[str, Any], name: str, index: int, *columns: str) -> str:
-    for column in columns:
-        value = row.get(column)
-        if value is not None and str(value).strip():
-            return f"{name}-{str(value).strip()}"
-    return f"{name}-{index}"
+def _row_id(row: BenchmarkRow, prefix: str | None, index: int) -> str:
+    value = row.get("id")
+    if value is None:
+        return f"{prefix or row.bench.name}-{index}"
+    return f"{prefix}-{str(value).strip()}" if prefix else str(value).strip()
 
 
 # ----- converters ------------------------------------------------------------------------------
 
 
-def _gsm8k(row: dict[str, Any], index: int, where: str) -> EvalItem:
-    solution = str(_need(row, "answer", where))
-    try:
-        answer = extract_gsm8k_answer(solution)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
-    return EvalItem(
-        id=_row_id(row, "gsm8k", index, "id"), benchmark="gsm8k", kind="math",
-        question=str(_need(row, "question", where)), reference=answer, metadata={"solution": solution},
-    )
+def _math(metadata: tuple[str, ...] = ("subject", "level", "year", "url", "type")) -> Converter:
+    """Questions with a final answer; with no answer, the ``\\boxed{}`` answer of the solution."""
 
-
-def _math_row(name: str, question_columns: tuple[str, ...], id_columns: tuple[str, ...]) -> Converter:
-    def convert(row: dict[str, Any], index: int, where: str) -> EvalItem:
-        question = str(_first(row, question_columns, where))
+    def convert(row: BenchmarkRow, index: int) -> EvalItem:
+        name = row.bench.name
+        question = str(row.need("question"))
         answer = row.get("answer")
-        if answer is None or not str(answer).strip():
-            boxed = extract_boxed(str(row.get("solution") or ""))
-            if boxed is None:
-                raise DataError(f"{where}: no 'answer' column and no \\boxed{{}} answer in 'solution'")
-            answer = boxed
-        meta = {k: row[k] for k in ("subject", "level", "year", "url", "type") if row.get(k) is not None}
-        return EvalItem(
-            id=_row_id(row, name, index, *id_columns), benchmark=name, kind="math", question=question,
-            reference=_number_text(answer), metadata=meta,
-        )
+        if answer is not None:
+            column = row.column("answer")
+            assert column is not None
+            reference = _math_reference(answer, column, row.where)
+        else:
+            solution = row.get("solution")
+            if isinstance(solution, (list, tuple)):  # OlympiadBench's solutions
+                solution = "\n".join(map(str, solution))
+            boxed = extract_boxed(str(solution)) if solution is not None else None
+            if not boxed:
+                raise DataError(row.missing("answer", " (or a solution with a \\boxed{} answer)"))
+            reference = boxed
+        meta = {k: row.data[k] for k in metadata if _filled(row.data.get(k))}
+        return EvalItem(id=_row_id(row, name, index), benchmark=name, kind="math", question=question, reference=reference, metadata=meta)
 
     return convert
 
 
-def _olympiadbench(row: dict[str, Any], index: int, where: str) -> EvalItem:
-    question = str(_first(row, ("question", "problem"), where))
-    final = _need(row, "final_answer", where)
-    if isinstance(final, str):
-        try:
-            parsed = ast.literal_eval(final)
-            final = parsed if isinstance(parsed, list) else [final]
-        except (ValueError, SyntaxError):
-            final = [final]
-    answers = [_strip_math_dollars(str(a)) for a in final if str(a).strip()]
-    if not answers:
-        raise DataError(f"{where}: 'final_answer' holds no answer")
-    meta = {k: row[k] for k in ("subfield", "answer_type", "unit", "is_multiple_answer") if row.get(k) is not None}
+def _gsm8k(row: BenchmarkRow, index: int) -> EvalItem:
+    """GSM8K's worked solution ending in ``#### <number>``, or the number alone (the layout of many evaluation repositories)."""
+    raw = row.need("answer")
+    column = row.column("answer")
+    assert column is not None
+    worked = isinstance(raw, str) and GSM8K_MARKER in raw
+    reference = _math_reference(raw, column, row.where)
+    if not worked and not _NUMBER.match(reference):
+        raise DataError(
+            f"{row.where}: column '{column}' holds neither a worked solution ending in '{GSM8K_MARKER} <number>' nor a number: {str(raw)[:80]!r}"
+        )
     return EvalItem(
-        id=_row_id(row, "olympiadbench", index, "id"), benchmark="olympiadbench", kind="math", question=question,
-        reference=", ".join(answers), metadata=meta,
+        id=_row_id(row, "gsm8k", index), benchmark="gsm8k", kind="math", question=str(row.need("question")),
+        reference=reference, metadata={"solution": raw} if worked else {},
     )
 
 
-def _humaneval(row: dict[str, Any], index: int, where: str) -> EvalItem:
+def _humaneval(row: BenchmarkRow, index: int) -> EvalItem:
     return EvalItem(
-        id=str(_need(row, "task_id", where)), benchmark="humaneval", kind="code",
-        question=str(_need(row, "prompt", where)), tests=str(_need(row, "test", where)),
-        entry_point=str(_need(row, "entry_point", where)).strip(),
-        metadata={"canonical_solution": row.get("canonical_solution")},
+        id=_row_id(row, None, index), benchmark="humaneval", kind="code",
+        question=str(row.need("question")), tests=str(row.need("tests")),
+        entry_point=str(row.need("entry_point")).strip(),
+        metadata={"canonical_solution": row.data.get("canonical_solution")},
     )
 
 
@@ -212,67 +315,82 @@ def parse_choices(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
+_OPTION_LETTER = re.compile(r"^\(?([A-Za-z])\)?\.?$")
+
+
+def _option_index(value: Any, options: list[str], column: str, where: str) -> int:
+    """The 0-based index of the correct option: ``value`` is the index (MuSR's ``answer_index``), else its letter, else its text."""
+    index: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        index = value
+    elif isinstance(value, float) and value.is_integer():
+        index = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        letter = _OPTION_LETTER.match(text)
+        if text.lstrip("-").isdigit():
+            index = int(text)
+        elif letter:
+            index = ord(letter.group(1).upper()) - ord("A")
+        elif text in options:
+            index = options.index(text)
+    if index is None:
+        raise DataError(
+            f"{where}: column '{column}' must be the correct option's 0-based index, its letter or its text, got {value!r}; options: {options}"
+        )
+    if not 0 <= index < len(options):
+        raise DataError(f"{where}: '{column}' {index} is outside the {len(options)} choices")
+    return index
+
+
 def _musr(split: str) -> Converter:
     name = f"musr_{split}"
 
-    def convert(row: dict[str, Any], index: int, where: str) -> EvalItem:
-        options = parse_choices(_need(row, "choices", where), where)
-        raw_index = _need(row, "answer_index", where)
-        try:
-            answer_index = int(raw_index)
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: 'answer_index' must be an integer, got {raw_index!r}") from None
-        if not 0 <= answer_index < len(options):
-            raise DataError(f"{where}: 'answer_index' {answer_index} is outside the {len(options)} choices")
+    def convert(row: BenchmarkRow, index: int) -> EvalItem:
+        options = parse_choices(row.need("choices"), row.where)
+        column = row.column("answer")
+        answer_index = _option_index(row.need("answer"), options, column or "answer", row.where)
         return EvalItem(
-            id=_row_id(row, name, index, "id"), benchmark=name, kind="choice",
-            question=str(_need(row, "question", where)), context=str(_need(row, "narrative", where)),
+            id=_row_id(row, name, index), benchmark=name, kind="choice",
+            question=str(row.need("question")), context=str(row.need("context")),
             options=tuple(options), reference=str(answer_index),
-            metadata={"answer_choice": row.get("answer_choice")},
+            metadata={"answer_choice": row.data.get("answer_choice")},
         )
 
     return convert
 
 
-def _synthetic_file(row: dict[str, Any], index: int, where: str) -> EvalItem:
-    # Synthetic rows come from polya.data.synthetic, already as QuestionRecords; a local file for
-    # "synthetic" is read like GSM8K-shaped rows (question + answer or solution).
-    question = str(_first(row, ("question", "problem"), where))
-    answer = row.get("answer")
-    if answer is not None and GSM8K_MARK in str(answer):
-        answer = extract_gsm8k_answer(str(answer))
-    if answer is None:
-        raise DataError(f"{where}: column 'answer' is missing")
-    return EvalItem(id=_row_id(row, "synthetic", index, "id"), benchmark="synthetic", kind="math", question=question, reference=_number_text(answer))
-
-
-GSM8K_MARK = "####"
+_HUMANEVAL_COLUMNS = {"question": ("prompt", "question"), "tests": ("test", "tests"), "entry_point": ("entry_point",), "id": ("task_id", "id")}
+_MUSR_COLUMNS = {
+    "context": ("narrative", "context"), "question": ("question",), "choices": ("choices", "options"),
+    "answer": ("answer_index", "answer", "label", "answer_choice"), "id": ("id",),
+}
 
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        Benchmark("synthetic", "Synthetic word problems (offline)", "math", None, "test", None, "math_boxed", ("question", "answer"), _synthetic_file),
-        Benchmark("gsm8k", "GSM8K", "math", "openai/gsm8k", "test", "main", "math_boxed", ("question", "answer"), _gsm8k, 1319),
-        Benchmark("math500", "MATH-500", "math", "HuggingFaceH4/MATH-500", "test", None, "math_boxed", ("problem", "answer"),
-                  _math_row("math500", ("problem",), ("unique_id",)), 500),
-        Benchmark("aime24", "AIME 2024", "math", "HuggingFaceH4/aime_2024", "train", None, "math_boxed", ("problem", "answer"),
-                  _math_row("aime24", ("problem", "Problem"), ("id", "ID")), 30),
-        Benchmark("aime25", "AIME 2025", "math", "math-ai/aime25", "test", None, "math_boxed", ("problem", "answer"),
-                  _math_row("aime25", ("problem", "question"), ("id",)), 30),
-        Benchmark("amc23", "AMC 2023", "math", "math-ai/amc23", "test", None, "math_boxed", ("question", "answer"),
-                  _math_row("amc23", ("question", "problem"), ("id",)), 40),
-        Benchmark("minerva_math", "Minerva-Math", "math", "math-ai/minervamath", "test", None, "math_boxed", ("question", "answer"),
-                  _math_row("minerva_math", ("question", "problem"), ("id", "idx")), 272),
+        # A local file for "synthetic" is read like GSM8K-shaped rows (question + answer or solution).
+        Benchmark("synthetic", "Synthetic word problems (offline)", "math", None, "test", None, "math_boxed", _math_columns(), _math()),
+        Benchmark("gsm8k", "GSM8K", "math", "openai/gsm8k", "test", "main", "math_boxed",
+                  {"question": QUESTION_COLUMNS, "answer": ANSWER_COLUMNS, "id": ID_COLUMNS}, _gsm8k, 1319),
+        Benchmark("math500", "MATH-500", "math", "HuggingFaceH4/MATH-500", "test", None, "math_boxed",
+                  _math_columns(("problem",), ident=("unique_id",)), _math(), 500),
+        Benchmark("aime24", "AIME 2024", "math", "HuggingFaceH4/aime_2024", "train", None, "math_boxed",
+                  _math_columns(("problem", "Problem"), ("answer", "Answer"), ("id", "ID")), _math(), 30),
+        Benchmark("aime25", "AIME 2025", "math", "math-ai/aime25", "test", None, "math_boxed", _math_columns(("problem",)), _math(), 30),
+        Benchmark("amc23", "AMC 2023", "math", "math-ai/amc23", "test", None, "math_boxed", _math_columns(), _math(), 40),
+        Benchmark("minerva_math", "Minerva-Math", "math", "math-ai/minervamath", "test", None, "math_boxed",
+                  _math_columns(ident=("id", "idx")), _math(), 272),
         Benchmark("olympiadbench", "OlympiadBench (maths, English, open-ended)", "math", "Hothan/OlympiadBench", "train",
-                  "OE_TO_maths_en_COMP", "math_boxed", ("question", "final_answer"), _olympiadbench, 674),
-        Benchmark("humaneval", "HumanEval", "code", "openai/openai_humaneval", "test", None, "humaneval",
-                  ("task_id", "prompt", "test", "entry_point"), _humaneval, 164),
+                  "OE_TO_maths_en_COMP", "math_boxed", _math_columns(answer=("final_answer",)),
+                  _math(("subfield", "answer_type", "unit", "is_multiple_answer")), 674),
+        Benchmark("humaneval", "HumanEval", "code", "openai/openai_humaneval", "test", None, "humaneval", _HUMANEVAL_COLUMNS, _humaneval, 164),
         Benchmark("musr_murder_mysteries", "MuSR murder mysteries", "choice", "TAUR-Lab/MuSR", "murder_mysteries", None,
-                  "multiple_choice", ("narrative", "question", "choices", "answer_index"), _musr("murder_mysteries"), 250),
+                  "multiple_choice", _MUSR_COLUMNS, _musr("murder_mysteries"), 250),
         Benchmark("musr_object_placements", "MuSR object placements", "choice", "TAUR-Lab/MuSR", "object_placements", None,
-                  "multiple_choice", ("narrative", "question", "choices", "answer_index"), _musr("object_placements"), 256),
+                  "multiple_choice", _MUSR_COLUMNS, _musr("object_placements"), 256),
         Benchmark("musr_team_allocation", "MuSR team allocation", "choice", "TAUR-Lab/MuSR", "team_allocation", None,
-                  "multiple_choice", ("narrative", "question", "choices", "answer_index"), _musr("team_allocation"), 250),
+                  "multiple_choice", _MUSR_COLUMNS, _musr("team_allocation"), 250),
     )
 }
 """Every known benchmark by name."""
@@ -351,7 +469,8 @@ def _hub_rows(bench: Benchmark, hub_id: str, subset: str | None, split: str) -> 
         raise DataError(
             f"could not load benchmark '{bench.name}' from the hub ({hub_id}, subset={subset!r}, split={split!r}): "
             f"{type(exc).__name__}: {str(exc)[:300]}. Without network give a local file in the upstream format: "
-            f"benchmarks: [{{name: {bench.name}, path: path/to/{bench.name}.jsonl}}] (columns: {', '.join(bench.columns)})"
+            f"benchmarks: [{{name: {bench.name}, path: path/to/{bench.name}.jsonl}}] "
+            f"(columns: {', '.join(names[0] for names in bench.columns.values())}, or others named with columns: {{role: column}})"
         ) from None
     return [dict(r) for r in dataset]
 
@@ -365,13 +484,20 @@ def load_benchmark(
     split: str | None = None,
     limit: int | None = None,
     seed: int = SYNTHETIC_EVAL_SEED,
+    columns: Mapping[str, str] | None = None,
 ) -> list[EvalItem]:
     """The questions of benchmark ``name``: from ``path`` when given, else from the hub (or the synthetic generator).
 
-    ``limit`` keeps the first questions in file order. Duplicate ids are an error (they would
-    merge two questions' samples in pass@k).
+    ``columns`` maps roles (question, answer, ...: the keys of the benchmark's
+    :attr:`Benchmark.columns`) to the columns that hold them; a role not mapped is read from the
+    first of the benchmark's names present in the row. ``limit`` keeps the first questions in file
+    order. Duplicate ids are an error (they would merge two questions' samples in pass@k).
     """
     bench = get_benchmark(name)
+    mapping = {role: column for role, column in (columns or {}).items() if column is not None}
+    unknown = sorted(set(mapping) - set(bench.columns))
+    if unknown:
+        raise DataError(f"benchmark '{name}' has no column roles {unknown}; its roles: {', '.join(bench.columns)}")
     if name == "synthetic" and path is None:
         from polya.data.synthetic import generate_word_problems
 
@@ -397,7 +523,7 @@ def load_benchmark(
     seen: dict[str, int] = {}
     for index, row in enumerate(rows):
         where = f"{label} row {index}"
-        item = bench.convert(row, index, where)
+        item = bench.convert(BenchmarkRow(row, bench, mapping, where), index)
         if item.id in seen:
             raise DataError(f"{where}: duplicate id '{item.id}' (also row {seen[item.id]})")
         seen[item.id] = index
@@ -442,30 +568,3 @@ def build_prompt(item: EvalItem, catalog: HeuristicCatalog | None = None, *, sys
         user = "\n\n".join(parts)
     messages.append({"role": "user", "content": user})
     return messages
-
-
-# ----- code extraction -------------------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_IMPORT_LINE = re.compile(r"^(?:import\s|from\s+\S+\s+import\s)")
-
-
-def extract_program(completion: str, prompt: str, entry_point: str | None) -> str:
-    """The program to test from a chat completion to a HumanEval prompt.
-
-    The last fenced code block that defines ``entry_point`` is used (else the last python block,
-    else the whole text). A block that defines the function is run with the prompt's import
-    lines in front; a block that only continues the body (a completion-style answer) is appended
-    to the prompt.
-    """
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(completion)]
-    code = completion
-    if blocks:
-        defining = [b for lang, b in blocks if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", b, re.M)]
-        python = [b for lang, b in blocks if lang in ("", "python", "py", "python3")]
-        code = (defining or python or [blocks[-1][1]])[-1]
-    defines = bool(entry_point) and re.search(rf"^\s*def\s+{re.escape(entry_point or '')}\s*\(", code, re.M) is not None
-    if defines:
-        imports = [line for line in prompt.splitlines() if _IMPORT_LINE.match(line)]
-        return ("\n".join(imports) + "\n\n" if imports else "") + code
-    return prompt + code

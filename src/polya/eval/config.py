@@ -23,7 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.core.config import StageConfig, http_url
+from polya.core.config import StageConfig, http_url, with_default
+from polya.data.config import ColumnsConfig
+from polya.data.sources.normalize import ANSWER_COLUMNS, ID_COLUMNS, QUESTION_COLUMNS
 from polya.eval.benchmarks import BENCHMARKS, SYNTHETIC_EVAL_SEED
 from polya.metrics import default_ks
 from polya.models import EMBEDDED_MODEL
@@ -86,19 +88,61 @@ class EvalSamplingConfig(SamplingParams):
 
 
 
+class BenchmarkColumns(ColumnsConfig):
+    """Which columns of a benchmark's rows hold each part of a question; unset ones are auto-detected.
+
+    The training data's column settings (:class:`polya.data.config.ColumnsConfig`) plus the parts
+    only multiple-choice and code benchmarks have. Each benchmark takes the roles its registry
+    entry lists (:attr:`polya.eval.benchmarks.Benchmark.columns`).
+    """
+
+    question: str | None = with_default(
+        ColumnsConfig, "question", None,
+        description=f"Column with the question (HumanEval: the prompt). Unset: the benchmark's upstream column, else the first of {', '.join(QUESTION_COLUMNS)}.",
+    )
+    answer: str | None = with_default(
+        ColumnsConfig, "answer", None,
+        description=(
+            "Column with the answer. Math: the final answer (GSM8K's '#### x' and '\\boxed{x}' are extracted; a list, or the text "
+            "of a list of strings, is joined with ', '). Multiple choice: the correct option's 0-based index, its letter or its text. "
+            f"Unset: the benchmark's upstream column, else the first of {', '.join(ANSWER_COLUMNS)}."
+        ),
+    )
+    solution: str | None = with_default(
+        ColumnsConfig, "solution", None,
+        description="Math: column with a worked solution, whose \\boxed{} answer is used when a row has no answer. Unset: 'solution'.",
+    )
+    id: str | None = with_default(
+        ColumnsConfig, "id", None,
+        description=f"Column with a unique id. Unset: the benchmark's upstream id column, else the first of {', '.join(ID_COLUMNS)}, else <benchmark>-<row index>.",
+    )
+    choices: str | None = Field(default=None, description="Multiple choice: column with the options (a list, or its text). Unset: choices, options.")
+    context: str | None = Field(default=None, description="Multiple choice: column with the narrative shown before the question (MuSR's). Unset: narrative, context.")
+    tests: str | None = Field(default=None, description="Code: column with the test code (HumanEval's def check(candidate): ...). Unset: test, tests.")
+    entry_point: str | None = Field(default=None, description="Code: column with the name of the function under test. Unset: entry_point.")
+
+    def mapped(self) -> dict[str, str]:
+        """Role -> column, for the roles given a column."""
+        return {role: column for role, column in self.model_dump().items() if column is not None}
+
+
 class BenchmarkSpec(StageConfig):
     """One benchmark to evaluate: a registry name, optionally read from a local file."""
 
     name: str = Field(description=f"Benchmark from the registry: {', '.join(BENCHMARKS)}.")
     path: str | None = Field(
         default=None,
-        description="Read the questions from this local (or s3://) .jsonl/.json/.parquet/.csv file in the upstream columns instead of the hub.",
+        description="Read the questions from this local (or s3://) .jsonl/.json/.parquet/.csv file instead of the hub (upstream columns, common alternatives, or those named in columns).",
     )
     hub_id: str | None = Field(default=None, description="Override the registry's Hugging Face hub id (a mirror).")
     subset: str | None = Field(default=None, description="Override the hub subset (config name).")
     split: str | None = Field(default=None, description="Override the hub split.")
     limit: int | None = Field(default=None, gt=0, description="Evaluate only the first N questions (unset: all; synthetic: 16).")
     seed: int = Field(default=SYNTHETIC_EVAL_SEED, description="Generator seed of the synthetic benchmark (ignored by the others).")
+    columns: BenchmarkColumns = Field(
+        default_factory=BenchmarkColumns,
+        description="Columns of the rows that hold the question, answer, ... (e.g. {question: problem, answer: final_answer}); unset ones are auto-detected.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -106,6 +150,20 @@ class BenchmarkSpec(StageConfig):
         if value not in BENCHMARKS:
             raise ValueError(f"unknown benchmark '{value}'; valid: {', '.join(BENCHMARKS)}")
         return value
+
+    @model_validator(mode="after")
+    def _columns_of_the_benchmark(self) -> "BenchmarkSpec":
+        roles = BENCHMARKS[self.name].columns
+        unknown = sorted(set(self.columns.mapped()) - set(roles))
+        if unknown:
+            raise ValueError(f"columns {unknown} do not apply to benchmark '{self.name}'; its columns: {', '.join(roles)}")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        out = super().identity()
+        if not self.columns.mapped():
+            del out["columns"]  # questions and parts stored before the setting existed stay valid
+        return out
 
 
 class CompositionJudgeConfig(StageConfig):
@@ -152,7 +210,7 @@ class EvalConfig(RequestSettings, JudgeSettings):
     benchmarks: list[BenchmarkSpec] = Field(
         default_factory=_default_benchmarks,  # type: ignore[arg-type]
         validate_default=True,
-        description="Benchmarks to run: names ([gsm8k, math500]) or mappings ({name: gsm8k, path: test.jsonl, limit: 100}).",
+        description="Benchmarks to run: names ([gsm8k, math500]) or mappings ({name: gsm8k, path: test.jsonl, limit: 100, columns: {question: problem}}).",
     )
     sampling: EvalSamplingConfig = Field(default_factory=EvalSamplingConfig, description="Samples per question and sampling parameters.")
     server: ServerConfig = Field(

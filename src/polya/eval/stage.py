@@ -47,7 +47,6 @@ from polya.core.store import open_store
 from polya.eval.benchmarks import (
     EvalItem,
     build_prompt,
-    extract_program,
     get_benchmark,
     load_benchmark,
     option_letter,
@@ -60,6 +59,7 @@ from polya.sampling import ChatClient, chat_body, fan_out, parse_choices, worker
 from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.serving.vllm_server import Endpoint, open_endpoint
 from polya.verify.client import Verifier
+from polya.verify.code_judge import assemble_program
 from polya.verify.protocol import VerifyItem, record_decided
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,9 @@ def verify_item(item: EvalItem, completion: str) -> VerifyItem:
         assert item.options is not None and item.reference is not None
         return VerifyItem(kind="choice", prediction=completion, options=list(item.options), reference=option_letter(int(item.reference)))
     assert item.tests is not None
+    # Assembled here, not by the verifier (prompt=...), so a verifier service of any version judges the same program.
     return VerifyItem(
-        kind="code", prediction=extract_program(completion, item.question, item.entry_point), tests=item.tests,
+        kind="code", prediction=assemble_program(completion, item.question, item.entry_point), tests=item.tests,
         entry_point=item.entry_point,
     )
 
@@ -120,7 +121,8 @@ class EvaluationStage:
                 items = [_item_from_dict(row) for row in self.store.read_jsonl(questions)]
         if items is None:
             items = load_benchmark(
-                spec.name, path=spec.path, hub_id=spec.hub_id, subset=spec.subset, split=spec.split, limit=spec.limit, seed=spec.seed
+                spec.name, path=spec.path, hub_id=spec.hub_id, subset=spec.subset, split=spec.split, limit=spec.limit, seed=spec.seed,
+                columns=spec.columns.mapped(),
             )
             self.store.write_jsonl(questions, (i.as_dict() for i in items))
             self.store.write_json(spec_path, identity)

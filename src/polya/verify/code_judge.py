@@ -1,5 +1,13 @@
 """Judge a program against its tests, HumanEval style, in a sandbox.
 
+:func:`assemble_program` turns a model's answer to a HumanEval-style prompt into the program to
+test, whatever form the answer takes: a whole program, the entry-point function alone, or only
+the rest of its body (a completion), bare or in a ```` ```python ```` block with text around it.
+The whole prompt is kept in front (imports, helper functions such as HumanEval/38's
+``encode_cyclic``, the signature), so an answer that redefines only the entry point still finds
+the helpers; its definition replaces the prompt's stub. The eval stage and the verifier's
+``prompt`` field both assemble programs with it.
+
 The script run is ``program + "\\n\\n" + tests + "\\n\\n" + "check(<entry_point>)"`` (the last part only
 when an entry point is given). Exit status 0 is a pass; an exception or a non-zero exit is a fail,
 its reason the exception line and the source line it was raised at; the deadline is a timeout; a
@@ -15,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import textwrap
 import threading
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -51,6 +60,66 @@ class CodeVerdict:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_PYTHON_FENCES = ("", "python", "py", "python3")
+_FUTURE_IMPORT = re.compile(r"^from[ \t]+__future__[ \t]+import\b.*\n?", re.MULTILINE)
+
+
+def _defines(code: str, entry_point: str | None) -> bool:
+    """Whether ``code`` defines ``entry_point`` at its outermost level."""
+    if not entry_point:
+        return False
+    return re.search(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", code, re.MULTILINE) is not None
+
+
+def _answer_code(answer: str, entry_point: str | None) -> str:
+    """The code in an answer: the last fenced block that defines ``entry_point``, else the last python block,
+    else the last block, else the whole text."""
+    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(answer)]
+    if not blocks:
+        return answer
+    defining = [body for _lang, body in blocks if _defines(textwrap.dedent(body), entry_point)]
+    python = [body for lang, body in blocks if lang in _PYTHON_FENCES]
+    return (defining or python or [blocks[-1][1]])[-1]
+
+
+def _stub_body(prompt: str) -> str:
+    """``pass`` under a block header the prompt ends with (``def f(a, b):`` and no body yet), else nothing.
+
+    A docstring is a body: HumanEval's prompts need nothing. Without one, a full definition after
+    the prompt would not compile.
+    """
+    for line in reversed(prompt.splitlines()):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not stripped.endswith(":"):
+            return ""
+        return line[: len(line) - len(line.lstrip())] + "    pass\n"
+    return ""
+
+
+def assemble_program(answer: str, prompt: str | None = None, entry_point: str | None = None) -> str:
+    """The program to test from a model's ``answer`` to a HumanEval-style ``prompt``.
+
+    The code is the answer's last fenced block that defines ``entry_point`` (else its last python
+    block, else its last block, else the whole answer). Code that defines ``entry_point`` at its
+    outermost level follows the whole prompt, so the prompt's imports and helpers stay and the
+    answer's definitions replace the prompt's (``from __future__`` imports move to the top, where
+    Python wants them); any other code continues the body of the prompt's last function and is
+    appended to the prompt as it is. Without a prompt, the code alone.
+    """
+    code = _answer_code(answer, entry_point)
+    if not prompt:
+        return code
+    whole = textwrap.dedent(code)
+    if not _defines(whole, entry_point):
+        return prompt + code
+    futures = "".join(line.rstrip("\n") + "\n" for line in _FUTURE_IMPORT.findall(whole))
+    head = prompt if prompt.endswith("\n") else prompt + "\n"
+    return futures + head + _stub_body(head) + "\n" + _FUTURE_IMPORT.sub("", whole)
 
 
 def build_script(program: str, tests: str, entry_point: str | None = None) -> str:

@@ -61,10 +61,10 @@ def _judge_choice(item: VerifyItem) -> dict[str, Any]:
 
 
 def _judge_code(item: VerifyItem, code_timeout_s: float, code_memory_mb: int) -> dict[str, Any]:
-    from polya.verify.code_judge import judge_code
+    from polya.verify.code_judge import assemble_program, judge_code
 
     assert item.tests is not None
-    program = (item.prompt or "") + item.prediction
+    program = assemble_program(item.prediction, item.prompt, item.entry_point) if item.prompt else item.prediction
     out = judge_code(program, item.tests, item.entry_point, timeout_s=item.timeout_s or code_timeout_s, memory_mb=code_memory_mb)
     status = out.status if out.status in ("pass", "fail", "timeout", "error") else "error"
     return {"correct": bool(out.correct) and status == "pass", "status": status, "extracted": None, "reason": out.reason}

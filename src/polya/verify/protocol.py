@@ -25,9 +25,10 @@ class VerifyItem(BaseModel):
     """One answer to judge.
 
     - ``math``: ``prediction`` is a full solution, ``reference`` the final answer.
-    - ``code``: ``prediction`` is the program (HumanEval: the completion; ``prompt`` is prepended
-      when given), ``tests`` the test code (HumanEval's ``check`` function), ``entry_point`` the
-      function ``check`` is called with.
+    - ``code``: ``prediction`` is the program, or with ``prompt`` (HumanEval's) the model's answer
+      to it, from which :func:`polya.verify.code_judge.assemble_program` builds the program (the
+      prompt in front, an answer's code block taken out of the text around it); ``tests`` the test
+      code (HumanEval's ``check`` function), ``entry_point`` the function ``check`` is called with.
     - ``choice``: ``prediction`` is free text, ``options`` the choices, ``reference`` the correct
       option (its text, its letter ``B`` or its 0-based index as a string).
     """
@@ -41,7 +42,10 @@ class VerifyItem(BaseModel):
     options: list[str] | None = Field(default=None, description="Answer options (choice).")
     tests: str | None = Field(default=None, description="Test code run against the program (code).")
     entry_point: str | None = Field(default=None, description="Function under test (code, HumanEval style).")
-    prompt: str | None = Field(default=None, description="Code prompt prepended to the prediction (code, HumanEval style).")
+    prompt: str | None = Field(
+        default=None,
+        description="Code prompt the prediction answers (code, HumanEval style): kept in front of the answer's code, whether the answer continues the body or redefines the function.",
+    )
     timeout_s: float | None = Field(
         default=None, gt=0,
         description=(

@@ -1,4 +1,4 @@
-"""Benchmark loaders on fixture files in the upstream column formats, prompts and code extraction."""
+"""Benchmark loaders on fixture files in the upstream column formats, and prompts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from polya.eval.benchmarks import (
     BENCHMARKS,
     SYNTHETIC_EVAL_SEED,
     build_prompt,
-    extract_program,
     load_benchmark,
     read_rows,
 )
@@ -101,7 +100,7 @@ def test_errors_name_file_row_and_column(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"gsm8k.jsonl row 0: .*####"):
         load_benchmark("gsm8k", path=str(bad))
     bad.write_text(json.dumps({"problem": "q?"}) + "\n")
-    with pytest.raises(DataError, match=r"row 0: column 'answer' is missing or empty; columns present: problem"):
+    with pytest.raises(DataError, match=r"row 0: no answer column: expected one of answer, .*columns: \{answer: <column>\}.*; columns present: problem$"):
         load_benchmark("gsm8k", path=str(bad))
     dup = tmp_path / "aime.jsonl"
     dup.write_text("".join(json.dumps({"id": 1, "problem": "p", "answer": "1"}) + "\n" for _ in range(2)))
@@ -139,15 +138,3 @@ def test_prompts_per_kind() -> None:
     choice = build_prompt(load_benchmark("musr_murder_mysteries", path=fixture("musr_murder_mysteries"))[0], system_prompt="Be brief.")
     assert choice[0] == {"role": "system", "content": "Be brief."}
     assert "(A) Mara\n(B) Felix" in choice[1]["content"] and choice[1]["content"].startswith("On a stormy night")
-
-
-def test_extract_program() -> None:
-    prompt = "from typing import List\n\n\ndef f(xs: List[int]) -> int:\n    \"\"\"doc\"\"\"\n"
-    full = "Here it is:\n```python\ndef f(xs):\n    return sum(xs)\n```\nDone."
-    assert extract_program(full, prompt, "f") == "from typing import List\n\ndef f(xs):\n    return sum(xs)\n"
-    body = "    return sum(xs)\n"
-    assert extract_program(body, prompt, "f") == prompt + body
-    two = "```python\nprint('example')\n```\nthen\n```python\ndef f(xs):\n    return 0\n```"
-    assert "return 0" in extract_program(two, prompt, "f") and "example" not in extract_program(two, prompt, "f")
-    unterminated = "```python\ndef f(xs):\n    return 1\n"
-    assert extract_program(unterminated, prompt, "f").endswith("def f(xs):\n    return 1\n")

@@ -12,8 +12,10 @@ import time
 
 import pytest
 
+from polya.verify import VerifyItem, judge_item
 from polya.verify.code_judge import (
     CodeVerdict,
+    assemble_program,
     build_script,
     judge_code,
     verdict_from_result,
@@ -30,6 +32,61 @@ TESTS = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert cand
 def test_build_script_is_humaneval_shaped() -> None:
     assert build_script("P", "T", "f") == "P\n\nT\n\ncheck(f)"
     assert build_script("P", "T") == "P\n\nT\n\n"
+
+
+PROMPT = 'from typing import List\n\n\ndef helper(x: int) -> int:\n    return x * 2\n\n\ndef f(xs: List[int]) -> int:\n    """doc"""\n'
+
+
+def test_an_answer_that_redefines_the_function_keeps_the_whole_prompt() -> None:
+    full = "Here it is:\n```python\ndef f(xs):\n    return sum(map(helper, xs))\n```\nDone."
+    assert assemble_program(full, PROMPT, "f") == PROMPT + "\ndef f(xs):\n    return sum(map(helper, xs))\n"
+    bare = "def f(xs):\n    return 0\n"
+    assert assemble_program(bare, PROMPT, "f") == PROMPT + "\n" + bare
+    indented = "```python\n    def f(xs):\n        return 1\n```"  # a block indented as a whole
+    assert assemble_program(indented, PROMPT, "f") == PROMPT + "\ndef f(xs):\n    return 1\n"
+
+
+def test_a_body_is_appended_to_the_prompt() -> None:
+    body = "    return sum(xs)\n"
+    assert assemble_program(body, PROMPT, "f") == PROMPT + body
+    assert assemble_program(f"```python\n{body}```", PROMPT, "f") == PROMPT + body
+
+
+def test_which_block_is_taken() -> None:
+    two = "```python\nprint('example')\n```\nthen\n```python\ndef f(xs):\n    return 0\n```\nand\n```python\nf([1])\n```"
+    program = assemble_program(two, PROMPT, "f")
+    assert "return 0" in program and "example" not in program and "f([1])" not in program
+    unterminated = "```python\ndef f(xs):\n    return 1\n"
+    assert assemble_program(unterminated, PROMPT, "f").endswith("def f(xs):\n    return 1\n")
+    no_language = "```\n    return 2\n```"
+    assert assemble_program(no_language, PROMPT, "f") == PROMPT + "    return 2\n"
+
+
+def test_a_prompt_stub_without_a_body_gets_one_before_a_redefinition() -> None:
+    assert assemble_program("def add(a, b):\n    return a + b\n", "def add(a, b):\n", "add") == (
+        "def add(a, b):\n    pass\n\ndef add(a, b):\n    return a + b\n"
+    )
+    assert assemble_program("    return a + b\n", "def add(a, b):\n", "add") == "def add(a, b):\n    return a + b\n"
+
+
+def test_future_imports_move_to_the_top() -> None:
+    answer = "```python\nfrom __future__ import annotations\n\ndef f(xs):\n    return 0\n```"
+    assert assemble_program(answer, PROMPT, "f") == "from __future__ import annotations\n" + PROMPT + "\n\ndef f(xs):\n    return 0\n"
+
+
+def test_without_a_prompt_the_code_is_the_program() -> None:
+    assert assemble_program("```python\ndef f():\n    return 1\n```", None, "f") == "def f():\n    return 1\n"
+    assert assemble_program(PROGRAM) == PROGRAM
+
+
+def test_the_verifier_assembles_an_answer_to_a_prompt() -> None:
+    prompt = "def double(x):\n    return 2 * x\n\n\ndef add_doubles(a, b):\n    \"\"\"2a + 2b\"\"\"\n"
+    tests = "def check(candidate):\n    assert candidate(1, 2) == 6\n"
+    answer = "Sure.\n```python\ndef add_doubles(a, b):\n    return double(a) + double(b)\n```"
+    item = VerifyItem(kind="code", prompt=prompt, prediction=answer, tests=tests, entry_point="add_doubles")
+    assert judge_item(item).status == "pass"
+    wrong = item.model_copy(update={"prediction": answer.replace("double(b)", "b")})
+    assert judge_item(wrong).status == "fail"
 
 
 def test_correct_program_passes() -> None:
