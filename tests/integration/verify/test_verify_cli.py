@@ -64,7 +64,7 @@ def test_verify_file_in_process(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     check_output(out)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary == {"items": 6, "correct": 3, "pass": 3, "fail": 3, "timeout": 0, "error": 0, "output": str(out)}
+    assert summary == {"items": 6, "correct": 3, "pass": 3, "fail": 3, "timeout": 0, "error": 0, "undecided": 0, "output": str(out)}
     assert "verify: 100%" in result.stderr  # the progress bar
     assert [p.name for p in out.parent.iterdir()] == ["verdicts.jsonl"]  # no temporary file left
 
@@ -103,7 +103,7 @@ def test_verify_file_through_a_service(tmp_path: Path) -> None:
     "line, message",
     [
         ('{"kind": "math", "prediction": "1"', "not valid JSON"),
-        ('["not", "an", "object"]', "must be a JSON object"),
+        ('["not", "an", "object"]', "expected a JSON object, got list"),
         ('{"kind": "math", "prediction": "1"}', "kind 'math' needs 'reference'"),
         ('{"kind": "essay", "prediction": "1"}', "kind: Input should be 'math', 'code' or 'choice'"),
     ],
@@ -114,7 +114,7 @@ def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, message: 
     out = tmp_path / "verdicts.jsonl"
     result = polya("verify", "--input", str(src), "--output", str(out), "--workers", "1", "--no-progress", timeout=120)
     assert result.returncode == 2, result.stderr
-    assert f"{src}:3:" in result.stderr and message in result.stderr
+    assert f"{src}: line 3:" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
 
