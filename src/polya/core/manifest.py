@@ -97,6 +97,10 @@ class StageRecord(BaseModel):
     started_at: datetime | None = Field(default=None, description="When the latest attempt started (UTC).")
     finished_at: datetime | None = Field(default=None, description="When the latest attempt ended (UTC).")
     duration_s: float | None = Field(default=None, description="Seconds from start to end of the latest attempt.")
+    total_duration_s: float = Field(
+        default=0.0, description="Seconds of every attempt with these settings together (a resumed stage adds up its attempts)."
+    )
+    packages: dict[str, str] = Field(default_factory=dict, description="Python and key package versions of the latest attempt's process.")
     artifacts: dict[str, str] = Field(default_factory=dict, description="Store-relative path -> SHA-256 of each output.")
     outputs: dict[str, Any] = Field(default_factory=dict, description="Small summary of the result (counts, scores).")
     error: str | None = Field(default=None, description="Why the latest attempt failed.")
@@ -152,6 +156,11 @@ class RunManifest(BaseModel):
         return manifest
 
     @classmethod
+    def read(cls, store: ArtifactStore) -> RunManifest | None:
+        """The manifest in ``store`` as it is, or None when there is none (nothing is created)."""
+        return cls._load(store) if store.exists(MANIFEST_PATH) else None
+
+    @classmethod
     def _load(cls, store: ArtifactStore) -> RunManifest:
         data = store.read_bytes(MANIFEST_PATH)
         try:
@@ -182,12 +191,16 @@ class RunManifest(BaseModel):
     def start_stage(self, name: str, config: Mapping[str, Any]) -> StageRecord:
         """Mark ``name`` running with ``config``, count the attempt, clear the previous result, save."""
         previous = self.stages.get(name)
+        digest = config_hash(config)
         record = StageRecord(
             status="running",
             config=json.loads(json.dumps(config, default=str)),
-            config_hash=config_hash(config),
+            config_hash=digest,
             started_at=utc_now(),
             attempts=(previous.attempts if previous else 0) + 1,
+            # Time spent on earlier attempts counts when they worked towards the same result.
+            total_duration_s=previous.total_duration_s if previous and previous.config_hash == digest else 0.0,
+            packages=installed_versions(),
         )
         self.stages[name] = record
         self.save()
@@ -274,6 +287,7 @@ class RunManifest(BaseModel):
         record.finished_at = utc_now()
         assert record.started_at is not None, "a running stage always has started_at"
         record.duration_s = (record.finished_at - record.started_at).total_seconds()
+        record.total_duration_s += record.duration_s
         self.save()
 
 

@@ -148,6 +148,12 @@ class TrainingSummary(StageOutput):
     resumed_from: str | None = None
     tokens: int | None = None
     train_loss: float | None = None
+    stage: str | None = Field(default=None, description="sft or rl (None: written before this field existed).")
+    seed: int | None = None
+    run_dir: str | None = Field(default=None, description="The run directory the training belonged to (its manifest, its data).")
+    manifest_stage: str | None = Field(default=None, description="The training's record in that run's manifest, e.g. sft/polya.")
+    packages: dict[str, str] = Field(default_factory=dict, description="Python and key package versions of the training process.")
+    gpus: float | None = Field(default=None, description="GPUs the training used (0: CPU).")
 
 
 def read_training_summary(store: ArtifactStore, layout: TrainingLayout = TrainingLayout()) -> TrainingSummary | None:
@@ -186,6 +192,12 @@ class ArmResult(StageOutput):
     model: str
     benchmarks: dict[str, BenchmarkResult]
     average: dict[str, Any] = Field(default_factory=dict)
+    compute: dict[str, Any] = Field(
+        default_factory=dict, description="What making the arm's model cost: tokens generated, trained on, rolled out; wall time; GPU-hours."
+    )
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, description="Seeds, package versions and data digests of the training stages and of the evaluation."
+    )
 
 
 class EvalResults(StageOutput):

@@ -265,8 +265,46 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             "wrong: accuracy and pass@k count decided samples only, and a question with fewer than k decided samples is left "
             "out of pass@k for that k.",
         ]
+    lines += _cost_table(arms)
     lines += ["", "Models: " + "; ".join(f"{arm} = `{data.get('model')}`" for arm, data in arms.items()), ""]
     return "\n".join(lines)
+
+
+def _count(value: Any) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _cost_table(arms: Mapping[str, Any]) -> list[str]:
+    """What making each arm's model cost, read next to its gains (polya.eval.accounting)."""
+    rows = []
+    for arm, data in arms.items():
+        c = data.get("compute") or {}
+        if not c:
+            continue
+        gpu = c.get("gpu_hours")
+        rows.append([
+            arm, _count(c.get("generation_tokens")), _count(c.get("sft_tokens")), _count(c.get("rl_tokens")),
+            _duration(c.get("wall_s")), "–" if gpu is None else f"{gpu:.2f}",
+        ])
+    if not rows:
+        return []
+    return [
+        "",
+        "## What each arm cost",
+        "",
+        "Tokens generated for its SFT data (shared by the arms trained on one generation run), tokens it was trained on (SFT, "
+        "padding excluded), tokens its GRPO learners processed, wall time of the stages that made it (generate, select, sft, rl; "
+        "every attempt of a resumed stage), and GPU-hours of its training (0 on CPU; – unknown). Evaluation is not counted.",
+        "",
+        *_table(["arm", "generated tokens", "SFT tokens", "RL tokens", "wall time", "GPU-hours"], rows),
+    ]
 
 
 Curve = tuple[str, list[int], list[float], list[tuple[float, float]] | None]

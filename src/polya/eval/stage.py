@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from polya.core.digest import digest, seed_from
 from polya.core.errors import ConfigError
 from polya.core.layout import RunLayout
-from polya.core.manifest import record_stage
+from polya.core.manifest import installed_versions, record_stage
 from polya.core.outputs import EvalResults
 from polya.core.store import open_store
 from polya.eval.benchmarks import (
@@ -51,6 +51,7 @@ from polya.eval.benchmarks import (
     load_benchmark,
     option_letter,
 )
+from polya.eval.accounting import arm_accounting
 from polya.eval.config import STAGE, BenchmarkSpec, EvalConfig
 from polya.eval.statistics import average_intervals, pass_at_k_intervals
 from polya.heuristics import HeuristicCatalog
@@ -345,9 +346,13 @@ class EvaluationStage:
                     "composition": composition,
                     "per_question": per_question,
                 }
-            arms[arm] = {"model": model, "benchmarks": per_bench, "average": _average(per_bench), "average_math": _average(
-                {k: v for k, v in per_bench.items() if v["kind"] == "math"}
-            )}
+            accounting = arm_accounting(model)
+            arms[arm] = {
+                "model": model, "benchmarks": per_bench, "average": _average(per_bench),
+                "average_math": _average({k: v for k, v in per_bench.items() if v["kind"] == "math"}),
+                "compute": accounting["compute"],
+                "provenance": {"training": accounting["provenance"], "eval": self._eval_provenance()},
+            }
         return EvalResults.model_validate({
             "ks": ks,
             "sampling": cfg.sampling.model_dump(mode="json"),
@@ -355,6 +360,18 @@ class EvaluationStage:
             "arms": arms,
             "created_at": datetime.now(timezone.utc).isoformat(),
         })
+
+    def _eval_provenance(self) -> dict[str, Any]:
+        """The eval side of an arm's provenance: sampling seed, package versions, digests of the questions asked."""
+        cfg = self.config
+        return {
+            "seed": cfg.sampling.seed,
+            "packages": installed_versions(),
+            "questions_sha256": {
+                spec.name: self.store.sha256(self.paths.benchmark_questions(spec.name))
+                for spec in cfg.benchmarks if self.store.exists(self.paths.benchmark_questions(spec.name))
+            },
+        }
 
     # ----- entry -----------------------------------------------------------------------------
     def run(self, endpoints: Mapping[str, Endpoint] | None = None) -> EvalOutputs:

@@ -351,7 +351,9 @@ class RlStage:
         metrics = store.read_json(LEARNER_RESULT)
         records = store.read_jsonl(ckpt.METRICS_FILE) if store.exists(ckpt.METRICS_FILE) else []
         rewards = [r["reward_mean"] for r in records if r.get("reward_mean") is not None]
+        gpus = sum(s.total_gpus for s in plan.topology.values()) if cfg.use_gpu else 0
         return {
+            **cfg.provenance("rl", gpus),
             "model": cfg.model,
             "model_path": plan.model_path,
             "questions": len(plan.prompts.rows),

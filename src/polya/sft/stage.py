@@ -370,6 +370,7 @@ class SftStage:
         session_tokens = int(state.num_input_tokens_seen or 0) - int(getattr(trainer, "_initial_num_input_tokens_seen", 0) or 0)
         store = plan.output_store
         return {
+            **cfg.provenance("sft", torch.cuda.device_count() * trainer.args.world_size if plan.cuda else 0),
             "dataset": cfg.dataset,
             "model": cfg.model,
             "data_file": plan.dataset.uri,

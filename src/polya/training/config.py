@@ -159,6 +159,16 @@ class TrainingConfig(StageConfig):
         """Where the stage's results go: ``output``, else :attr:`layout` inside ``run_dir``."""
         return self.output or RunLayout(self.run_dir).uri(self.layout.prefix)
 
+    def provenance(self, stage: str, gpus: int) -> dict[str, Any]:
+        """What every training summary records about where it came from (read back by eval's cost
+        accounting): the stage, its seed, run directory and manifest record, package versions, GPUs used."""
+        from polya.core.manifest import installed_versions
+
+        return {
+            "stage": stage, "seed": self.seed, "run_dir": self.run_dir, "manifest_stage": self.manifest_stage,
+            "packages": installed_versions(), "gpus": gpus,
+        }
+
     @property
     def manifest_stage(self) -> str:
         """The stage's name in the run manifest (one record per output folder of the run): the layout's folder."""
