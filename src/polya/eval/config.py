@@ -64,6 +64,13 @@ class EvalSamplingConfig(SamplingParams):
         description="greedy (n=1, temperature 0), pass@k (n=64, temperature 1.0, k=1..64), cpu-demo (n=4, 256 tokens) or custom; fills every setting not given.",
     )
     n: int = Field(default=4, ge=1, le=1024, description="Samples per question.")
+    repeats: int = Field(
+        default=1, ge=1, le=64,
+        description=(
+            "Draw the n samples this many times with different seeds (seed, seed+1, ...): pass@k pools all n x repeats samples "
+            "of a question, and the results also give pass@k of each repeat and their spread."
+        ),
+    )
     ks: list[int] | None = Field(
         default=None, description="k values of pass@k (each <= n); unset: powers of two up to n (1, 2, 4, ..., n)."
     )

@@ -156,9 +156,9 @@ class EvaluationStage:
         return True
 
     # ----- generation ------------------------------------------------------------------------
-    def _body(self, endpoint: Endpoint, item: EvalItem) -> dict[str, Any]:
+    def _body(self, endpoint: Endpoint, item: EvalItem, repeat: int = 0) -> dict[str, Any]:
         cfg = self.config
-        seed = request_seed(cfg.sampling.seed, item.benchmark, item.id)
+        seed = request_seed(cfg.sampling.seed + repeat, item.benchmark, item.id)
         return chat_body(endpoint, self.prompt(item), cfg.sampling, cfg.sampling.n, seed, cfg.server.vllm_extensions)
 
     async def _evaluate_part(self, arm: str, spec: BenchmarkSpec, endpoint: Endpoint, client: ChatClient) -> int:
@@ -169,21 +169,24 @@ class EvaluationStage:
         assert verifier is not None, "opened by _evaluate_arm"
         n = cfg.sampling.n
         records: dict[str, list[dict[str, Any]]] = {}
-        bar = tqdm(total=len(items) * n, unit="sample", desc=f"eval {arm}/{spec.name}", disable=not cfg.progress, dynamic_ncols=True)
+        bar = tqdm(total=len(items) * n * cfg.sampling.repeats, unit="sample", desc=f"eval {arm}/{spec.name}", disable=not cfg.progress, dynamic_ncols=True)
 
-        async def one_question(item: EvalItem) -> None:
+        repeats = cfg.sampling.repeats
+
+        async def one_request(item: EvalItem, repeat: int) -> list[dict[str, Any]]:
             t0 = time.monotonic()
-            resp = await client.chat(self._body(endpoint, item))
+            resp = await client.chat(self._body(endpoint, item, repeat))
             latency = time.monotonic() - t0
             choices = parse_choices(resp)
             verdicts = await verifier.averify([verify_item(item, c.text) for c in choices])
             rows = []
             for choice, verdict in zip(choices, verdicts):
                 rows.append({
-                    "id": f"{item.id}|s{choice.index}",
+                    "id": f"{item.id}|r{repeat}|s{choice.index}" if repeats > 1 else f"{item.id}|s{choice.index}",
                     "arm": arm,
                     "benchmark": spec.name,
                     "question_id": item.id,
+                    "repeat": repeat,
                     "sample_index": choice.index,
                     "completion": choice.text,
                     "finish_reason": choice.finish_reason,
@@ -195,8 +198,11 @@ class EvaluationStage:
                     "reference": item.reference if item.kind != "choice" else option_letter(int(item.reference or 0)),
                     "latency_s": round(latency, 3),
                 })
-            records[item.id] = rows
             bar.update(len(rows))
+            return rows
+
+        async def one_question(item: EvalItem) -> None:
+            records[item.id] = [row for repeat in range(repeats) for row in await one_request(item, repeat)]
 
         try:
             await fan_out(items, worker_count(cfg.concurrency, n, len(items)), one_question)
@@ -302,18 +308,13 @@ class EvaluationStage:
                 by_q: dict[str, list[dict[str, Any]]] = {}
                 for s in samples:
                     by_q.setdefault(s["question_id"], []).append(s)
-                # An undecided sample (judge timeout / error, twice) is neither right nor wrong: pass@k
-                # counts each question's decided samples only, and a question with fewer than k of
-                # them is left out of pass@k for that k (how many questions each k covers is recorded).
-                per_question = {q: [sum(1 for s in v if record_decided(s)), sum(1 for s in v if s["correct"])] for q, v in by_q.items()}
-                counts = [(n, c) for n, c in per_question.values()]
-                pass_k: dict[int, float] = {}
-                covered: dict[int, int] = {}
-                for k in ks:
-                    enough = [(n, c) for n, c in counts if n >= k]
-                    if enough:
-                        pass_k[k] = mean_pass_at_k(enough, [k])[k]
-                        covered[k] = len(enough)
+                per_question, pass_k, covered = _pass_at_k(by_q, ks)
+                counts = list(per_question.values())
+                per_repeat: dict[str, dict[str, float]] = {}
+                if cfg.sampling.repeats > 1:
+                    for repeat in sorted({int(s.get("repeat") or 0) for s in samples}):
+                        _pq, values, _c = _pass_at_k({q: [s for s in v if int(s.get("repeat") or 0) == repeat] for q, v in by_q.items()}, ks)
+                        per_repeat[str(repeat)] = {str(k): round(v, 4) for k, v in values.items()}
                 every = summarize_diversity({q: [s["completion"] for s in v] for q, v in by_q.items()}, cfg.diversity_ngram_max)
                 right = summarize_diversity(
                     {q: [s["completion"] for s in v if s["correct"]] for q, v in by_q.items()}, cfg.diversity_ngram_max
@@ -337,6 +338,7 @@ class EvaluationStage:
                     "pass_at_k": {str(k): round(v, 4) for k, v in pass_k.items()},
                     "pass_at_k_interval": pass_at_k_intervals(per_question, list(pass_k)),
                     "pass_at_k_questions": {str(k): n for k, n in covered.items()},
+                    **({"pass_at_k_per_repeat": per_repeat, "pass_at_k_repeat_sd": _spread(per_repeat)} if per_repeat else {}),
                     "questions_solved": sum(1 for _n, c in counts if c > 0),
                     "vendi_per_question": _r(every.vendi_per_question_mean),
                     "vendi_per_question_correct": _r(right.vendi_per_question_mean),
@@ -399,6 +401,32 @@ class EvaluationStage:
             record.artifacts = [p for p in self.store.list(self.paths.root) if not p.startswith(questions_folder)]
             record.outputs = {"pass_at_k": EvalResults.model_validate(results).pass_at_k()}
         return EvalOutputs(cfg.run_dir, self.layout.uri(self.paths.root), results, written["report"], written["plots"])
+
+
+def _pass_at_k(by_q: Mapping[str, list[dict[str, Any]]], ks: list[int]) -> tuple[dict[str, list[int]], dict[int, float], dict[int, int]]:
+    """Per-question [decided, correct] counts, pass@k and the questions each k covers.
+
+    An undecided sample (judge timeout / error, twice) is neither right nor wrong: pass@k counts
+    each question's decided samples only, and a question with fewer than k of them is left out of
+    pass@k for that k.
+    """
+    per_question = {q: [sum(1 for s in v if record_decided(s)), sum(1 for s in v if s["correct"])] for q, v in by_q.items()}
+    pass_k: dict[int, float] = {}
+    covered: dict[int, int] = {}
+    for k in ks:
+        enough = [(n, c) for n, c in per_question.values() if n >= k]
+        if enough:
+            pass_k[k] = mean_pass_at_k(enough, [k])[k]
+            covered[k] = len(enough)
+    return per_question, pass_k, covered
+
+
+def _spread(per_repeat: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """k -> standard deviation of pass@k across repeats (sample sd; ks every repeat has)."""
+    import statistics
+
+    common = set.intersection(*(set(v) for v in per_repeat.values())) if per_repeat else set()
+    return {k: round(statistics.stdev([v[k] for v in per_repeat.values()]), 4) for k in sorted(common, key=int) if len(per_repeat) > 1}
 
 
 def _r(value: float | None) -> float | None:
