@@ -1,7 +1,9 @@
 """The Pólya pipeline: data -> generate -> select -> SFT per dataset -> GRPO per start -> eval per arm -> report.
 
 The arms are those of ``polya run`` (``polya.experiment.arms``: base, rl, <dataset>_sft,
-<dataset>_sft_rl), so the cluster report names its rows the way the laptop report does.
+<dataset>_sft_rl, with polya@<n> and distill datasets), so the cluster report names its rows the
+way the laptop report does. With a distill arm, a second generate and select pair runs for the
+``teacher_model`` (or the build's ``teacher_endpoint``) and builds the ``distill`` dataset.
 ``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
 GPU pool, storage, node counts, arms: fixed at compile time). The run-time parameters are the
 pipeline function's arguments below; ``*_config`` take any other stage setting as YAML/JSON, and
@@ -17,6 +19,7 @@ from typing import Any, Optional
 from kfp import dsl
 
 from polya.experiment.arms import parse_arm, rl_starts, sft_datasets
+from polya.experiment.config import DISTILL
 from polya.models import EMBEDDED_MODEL
 from polya.pipeline.config import PipelineBuildConfig, checkpoint_root, cluster_target
 from polya.pipeline.loader import load_component
@@ -39,10 +42,12 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
     verifier = build.verifier_endpoint
     endpoint = build.generate.vllm_endpoint
     datasets = sft_datasets(build.arms)
+    student_datasets = [d for d in datasets if d != DISTILL]
 
     @dsl.pipeline(name=build.name, description="Pólya mid-training before RL: generate, verify, select, SFT, GRPO, evaluate (arXiv 2605.08472).")
     def polya_pipeline(
         model: str = EMBEDDED_MODEL,
+        teacher_model: str = EMBEDDED_MODEL,
         data_source: str = "synthetic",
         data_limit: Optional[int] = None,
         heuristics: str = "all",
@@ -66,6 +71,7 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
 
         Args:
             model: Base model: HF hub id, local path in the image, or embedded:smollm2-135m-instruct.
+            teacher_model: distill arms: the teacher that writes the distill dataset (ignored with the build's teacher_endpoint).
             data_source: Training questions: synthetic, s3://bucket/train.jsonl|.parquet, or hf:<id>.
             data_limit: Keep at most this many questions (unset: all).
             heuristics: Comma-separated Pólya heuristic ids, or all.
@@ -95,15 +101,29 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         place(gen_task, build, "vllm", build.generate, gpus=0 if endpoint else build.generate.gpus)
 
         select_task = select_op(
-            generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(datasets or ["polya"]),
+            generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(student_datasets or ["polya"]),
             n_per_question=n_per_question, **_set(verifier_endpoint=verifier),
         ).set_display_name("select")
         place(select_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
+        datasets_of = {d: select_task.outputs["datasets"] for d in student_datasets}
+        if DISTILL in datasets:
+            teacher_task = generate_op(
+                questions=data_task.outputs["questions"], config_yaml=generate_config, model=teacher_model, heuristics=heuristics,
+                rounds=rounds, samples=samples, token_budget=token_budget,
+                **_set(endpoint=build.teacher_endpoint, verifier_endpoint=verifier),
+            ).set_display_name("generate-teacher")
+            place(teacher_task, build, "vllm", build.generate, gpus=0 if build.teacher_endpoint else build.generate.gpus)
+            teacher_select = select_op(
+                generations=teacher_task.outputs["generations"], config_yaml=select_config, dataset_names=DISTILL,
+                n_per_question=n_per_question, **_set(verifier_endpoint=verifier),
+            ).set_display_name("select-teacher")
+            place(teacher_select, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
+            datasets_of[DISTILL] = teacher_select.outputs["datasets"]
 
         models: dict[str, Any] = {"base": None}  # arm -> its model artifact (None: the base model)
         for dataset in datasets:
             sft_task = sft_op(
-                datasets=select_task.outputs["datasets"], config_yaml=sft_config, dataset=dataset, base_model=model,
+                datasets=datasets_of[dataset], config_yaml=sft_config, dataset=dataset, base_model=model,
                 max_steps=sft_max_steps, learning_rate=sft_learning_rate, checkpoint_root=ckpt, **_set(cluster=sft_cluster),
             ).set_display_name(f"sft-{dataset}")
             in_pod = sft_target is None

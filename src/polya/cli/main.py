@@ -195,7 +195,7 @@ def select_solutions(**kwargs: Any) -> None:
     follows its heuristic (--scorer.kind offline | llm_judge | reward_model), keeps the best
     correct one per (question, heuristic), at most --n-per-question per question without
     near-duplicates, and writes select/<dataset>/train.jsonl with a dataset card for each of
-    --datasets (polya, star, wrong_answer, breadth, depth) plus select/report.json. Model scores are cached:
+    --datasets (polya, polya@<n>, star, wrong_answer, breadth, depth, distill) plus select/report.json. Model scores are cached:
     running the command again only scores what is missing.
     """
     config, only_print = resolve_config(SelectConfig, kwargs)

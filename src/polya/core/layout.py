@@ -194,6 +194,11 @@ class RunLayout:
         """Output of GRPO started from arm ``start`` (``base`` or ``<dataset>_sft``)."""
         return TrainingLayout(f"rl/{start}")
 
+    def distill(self) -> "RunLayout":
+        """The teacher's run inside this one (``<root>/distill``): its own generate/, select/ and manifest,
+        whose ``select/distill/`` dataset the ``distill_sft`` arm trains on."""
+        return RunLayout(self.uri("distill"))
+
     def log_dir(self) -> Path:
         """Local folder for the logs of servers polya starts: ``<run_dir>/logs`` for a local run,
         ``./polya-logs`` for an ``s3://`` run (a log file is written while the process runs)."""

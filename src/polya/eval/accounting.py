@@ -28,7 +28,7 @@ import logging
 from typing import Any
 
 from polya.core.errors import PolyaError
-from polya.core.layout import TrainingLayout
+from polya.core.layout import RunLayout, TrainingLayout
 from polya.core.manifest import RunManifest
 from polya.core.outputs import TrainingSummary, read_generate_summary, read_training_summary
 from polya.core.store import open_store
@@ -86,6 +86,14 @@ def _generation(run_dir: str) -> dict[str, Any]:
     return out
 
 
+def _data_run_dir(data_file: Any) -> str | None:
+    """The run directory whose select stage wrote an SFT data file (``<run>/select/<dataset>/train.jsonl``):
+    the main run, or the teacher's ``<run>/distill`` for the distillation arms."""
+    text = str(data_file or "")
+    marker = f"/{RunLayout.select.root}/"
+    return text.rsplit(marker, 1)[0] if marker in text else None
+
+
 def arm_accounting(model: str) -> dict[str, Any]:
     """``{"compute": {...}, "provenance": [...]}`` of the model an arm evaluates (see the module docstring)."""
     chain: list[tuple[str, TrainingSummary]] = []
@@ -113,8 +121,9 @@ def arm_accounting(model: str) -> dict[str, Any]:
             known_gpu = False
         else:
             compute["gpu_hours"] = (compute["gpu_hours"] or 0.0) + summary.gpus * float(seconds) / 3600
-        if stage == "sft" and summary.run_dir and compute["generation_tokens"] is None:
-            generation = _generation(summary.run_dir)
+        data_run = _data_run_dir(extra.get("data_file")) or summary.run_dir
+        if stage == "sft" and data_run and compute["generation_tokens"] is None:
+            generation = _generation(data_run)
             compute["generation_tokens"] = generation.get("generation_tokens")
             compute["stages"] = {**generation.get("stages", {}), **compute["stages"]}
         provenance.append({

@@ -10,15 +10,21 @@ need no other setting, and a laptop report and a cluster report name their rows 
 ``<dataset>_sft_rl``   that SFT model, then GRPO (``polya_sft_rl``: Pólya-SFT + RL)
 =====================  ==========================================================
 
-``<dataset>`` is one of the select stage's datasets: polya, star, wrong_answer, breadth, depth.
+``<dataset>`` is one of the select stage's datasets: polya, star, wrong_answer, breadth, depth,
+``polya@<n>`` (Pólya-SFT with n solutions per question: ``polya@1_sft_rl``, ``polya@4_sft_rl``,
+``polya@16_sft_rl``, ``polya@64_sft_rl`` is the paper's Pólya(n) sweep in one run), or
+``distill`` (a teacher model's solutions: ``distill_sft``, ``distill_sft_rl``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from polya.select.config import DATASETS
+from polya.select.config import DATASETS, dataset_rule
+
+_SFT_ARM = re.compile(r"^(?P<dataset>.+?)_sft(?P<rl>_rl)?$")
 
 DEFAULT_ARMS = ("base", "polya_sft", "rl", "polya_sft_rl")
 """The comparison ``polya run`` makes by default: base, Pólya-SFT, RL only, Pólya-SFT + RL."""
@@ -41,6 +47,7 @@ class Arm:
 
 
 def valid_arm_names() -> list[str]:
+    """Every arm name but the ``polya@<n>`` family (see :func:`parse_arm`)."""
     names = ["base", "rl"]
     for dataset in DATASETS:
         names += [f"{dataset}_sft", f"{dataset}_sft_rl"]
@@ -53,12 +60,15 @@ def parse_arm(name: str) -> Arm:
         return Arm(name, None, False)
     if name == "rl":
         return Arm(name, None, True)
-    for dataset in DATASETS:
-        if name == f"{dataset}_sft":
-            return Arm(name, dataset, False)
-        if name == f"{dataset}_sft_rl":
-            return Arm(name, dataset, True)
-    raise ValueError(f"unknown arm {name!r}; valid: {', '.join(valid_arm_names())}")
+    match = _SFT_ARM.match(name)
+    if match:
+        try:
+            dataset_rule(match.group("dataset"))
+        except ValueError:
+            pass
+        else:
+            return Arm(name, match.group("dataset"), bool(match.group("rl")))
+    raise ValueError(f"unknown arm {name!r}; valid: {', '.join(valid_arm_names())}, polya@<n>_sft, polya@<n>_sft_rl (n = 1..64)")
 
 
 def check_arms(names: Iterable[str]) -> list[str]:

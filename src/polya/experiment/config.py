@@ -13,11 +13,11 @@ the sections' own ``model`` and ``run_dir`` settings are filled in from the run'
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.core.config import StageConfig, packaged_yaml
+from polya.core.config import StageConfig, http_url, packaged_yaml
 from polya.core.layout import RunLayout
 from polya.eval.config import EvalConfig
 from polya.experiment.arms import (
@@ -34,6 +34,8 @@ from polya.select.config import SelectConfig
 from polya.sft.config import SftConfig
 
 STAGES = ("generate", "select", "sft", "rl", "eval")
+DISTILL = "distill"
+"""The select dataset of the teacher's solutions (the ``distill_sft`` arms)."""
 """Every stage of ``polya run``, in pipeline order."""
 
 CPU_DEMO: dict[str, Any] = {
@@ -60,6 +62,28 @@ CPU_DEMO: dict[str, Any] = {
 """The ``cpu-demo`` preset: budgets that run every stage on a 2-core CPU box in minutes."""
 
 
+class DistillConfig(StageConfig):
+    """The teacher of the distillation arms (``distill_sft``, ``distill_sft_rl``).
+
+    The teacher answers the run's questions with the same Pólya prompts, budgets and judge as the
+    generate stage, in its own run directory ``<run_dir>/distill/``; its correct solutions are
+    selected by the polya rule into the ``distill`` dataset.
+    """
+
+    model: str | None = Field(
+        default=None,
+        description=(
+            "Teacher model (HF id, local checkpoint, s3:// URI or 'embedded') polya serves with vLLM; unset: the run's model "
+            "stands in (on a CPU box the embedded model is the only one at hand: that is self-distillation, not the paper's arm)."
+        ),
+    )
+    endpoint: Annotated[str | None, http_url("http://teacher:8000/v1")] = Field(
+        default=None, description="A running OpenAI-compatible server serving the teacher (e.g. a second vLLM on the cluster); unset: polya starts one."
+    )
+    served_model_name: str | None = Field(default=None, description="Model name to request from endpoint (unset: the first one it serves).")
+    api_key: str | None = Field(default=None, description="Bearer token for endpoint.")
+
+
 class RunConfig(StageConfig):
     """Run the experiment stage by stage in one run directory; a re-run resumes where it stopped.
 
@@ -84,8 +108,13 @@ class RunConfig(StageConfig):
     )
     arms: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ARMS),
-        description="Arms to build and compare: base, rl, <dataset>_sft, <dataset>_sft_rl with <dataset> one of the select datasets (polya_sft = Pólya-SFT, star_sft = STaR, polya_sft_rl = Pólya-SFT + RL).",
+        description=(
+            "Arms to build and compare: base, rl, <dataset>_sft, <dataset>_sft_rl with <dataset> one of the select datasets "
+            "(polya_sft = Pólya-SFT, star_sft = STaR, polya_sft_rl = Pólya-SFT + RL), polya@<n> (Pólya-SFT keeping n solutions "
+            "per question: polya@1_sft_rl ... polya@64_sft_rl is the Pólya(n) sweep) or distill (a teacher's solutions, see distill)."
+        ),
     )
+    distill: DistillConfig = Field(default_factory=DistillConfig, description="The teacher of the distill_sft / distill_sft_rl arms.")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Settings of the generate stage.")
     select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (the SFT datasets).")
     sft: SftConfig = Field(default_factory=SftConfig, description="Settings of the sft stage, used for every <dataset>_sft arm (dataset, model and output are set per arm).")
@@ -114,14 +143,27 @@ class RunConfig(StageConfig):
             if section.run_dir != self.run_dir:
                 object.__setattr__(section, "run_dir", self.run_dir)
         object.__setattr__(self.generate.server, "model", self.model)
-        missing = [name for name in self.sft_datasets() if name not in self.select.datasets]
-        if missing:
-            raise ValueError(
-                f"arms {', '.join(a for a in self.arms if parse_arm(a).sft_dataset in missing)} train on the select "
-                f"dataset(s) {', '.join(missing)}, which select.datasets ({', '.join(self.select.datasets)}) does not build; "
-                "add them to select.datasets"
-            )
+        # The select stage builds every dataset an arm trains on (distill: the teacher's select, in distill/).
+        wanted = [name for name in self.sft_datasets() if name != DISTILL and name not in self.select.datasets]
+        if wanted:
+            object.__setattr__(self.select, "datasets", [*self.select.datasets, *wanted])
         return self
+
+    def uses_distill(self) -> bool:
+        """Whether an arm trains on the teacher's dataset (then generate and select also run for the teacher)."""
+        return DISTILL in self.sft_datasets()
+
+    def distill_generate_config(self) -> GenerateConfig:
+        """The generate stage for the teacher: the run's settings, the teacher's model, ``<run_dir>/distill``."""
+        d = self.distill
+        server = self.generate.server.model_copy(update={
+            "model": d.model or self.model, "endpoint": d.endpoint, "served_model_name": d.served_model_name, "api_key": d.api_key,
+        })
+        return self.generate.model_copy(update={"run_dir": RunLayout(self.run_dir).distill().root, "server": server})
+
+    def distill_select_config(self) -> SelectConfig:
+        """The select stage for the teacher: the polya rule on its generations, into the ``distill`` dataset."""
+        return self.select.model_copy(update={"run_dir": RunLayout(self.run_dir).distill().root, "datasets": [DISTILL]})
 
     def sft_datasets(self) -> list[str]:
         """Select datasets the arms fine-tune on, in a fixed order."""
@@ -132,7 +174,11 @@ class RunConfig(StageConfig):
         return rl_starts(self.arms)
 
     def sft_config(self, dataset: str) -> SftConfig:
-        return self.sft.model_copy(update={"dataset": dataset, "model": self.model, "output": None, "data_file": None})
+        data_file = None
+        if dataset == DISTILL:
+            teacher = RunLayout(self.run_dir).distill()
+            data_file = teacher.uri(teacher.select.data_file(DISTILL, self.select.output_format))
+        return self.sft.model_copy(update={"dataset": dataset, "model": self.model, "output": None, "data_file": data_file})
 
     def model_of(self, arm_name: str) -> str:
         """Where the model of an arm is (or will be) once its stages ran."""

@@ -1,7 +1,9 @@
 """``polya run``: the experiment end to end, stage by stage, resumable.
 
 generate -> select -> sft (one model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) ->
-eval (every arm) -> the comparison report. Each stage is skipped when the run manifest says it
+eval (every arm) -> the comparison report. With a ``distill_*`` arm, generate and select also
+run for the teacher model in ``<run_dir>/distill/`` (its own manifest), whose ``distill``
+dataset that arm trains on. Each stage is skipped when the run manifest says it
 finished with the same settings and its artifacts are intact, or resumes what it had finished:
 generate skips stored requests, sft and rl resume from their last checkpoint, eval skips the
 finished (arm, benchmark) parts.
@@ -13,11 +15,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from polya.core.layout import RunLayout
 from polya.core.manifest import RunManifest
 from polya.core.outputs import read_select_report
 from polya.core.store import open_store
 from polya.experiment.arms import parse_arm
-from polya.experiment.config import RunConfig
+from polya.experiment.config import DISTILL, RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -31,23 +34,22 @@ class RunOutputs:
     """Arms left out, with the reason (an empty SFT dataset: the model solved nothing to learn from)."""
 
 
-def _skip(manifest: RunManifest, stage: str, settings: dict[str, Any], outputs: RunOutputs) -> bool:
+def _skip(manifest: RunManifest, stage: str, settings: dict[str, Any], outputs: RunOutputs, prefix: str = "") -> bool:
     if not manifest.is_done(stage, settings):
         return False
-    logger.info("stage %s already done with these settings; skipping", stage)
+    logger.info("stage %s%s already done with these settings; skipping", prefix, stage)
     record = manifest.stage(stage)
-    outputs.stages[stage] = dict(record.outputs) if record else {}
+    outputs.stages[prefix + stage] = dict(record.outputs) if record else {}
     return True
 
 
 def empty_datasets(config: RunConfig) -> dict[str, str]:
     """Select datasets the arms need that hold no examples, with the reason (from select's report)."""
-    report = read_select_report(open_store(config.run_dir))
-    if report is None:
-        return {}
     empty = {}
     for dataset in config.sft_datasets():
-        reason = report.empty_reason(dataset)
+        run_dir = RunLayout(config.run_dir).distill().root if dataset == DISTILL else config.run_dir
+        report = read_select_report(open_store(run_dir))
+        reason = report.empty_reason(dataset) if report is not None else None
         if reason:
             empty[dataset] = f"{reason}; raise the generate budgets or use a stronger model"
     return empty
@@ -70,6 +72,10 @@ def run(config: RunConfig) -> RunOutputs:
         if stage == "generate":
             from polya.generate.stage import run as run_generate
 
+            if config.uses_distill():  # the teacher's run, in <run_dir>/distill with its own manifest
+                teacher = config.distill_generate_config()
+                if not _skip(RunManifest.load_or_create(open_store(teacher.run_dir)), stage, teacher.model_dump(mode="json"), outputs, "distill/"):
+                    outputs.stages[f"distill/{stage}"] = run_generate(teacher).summary
             if _skip(manifest, stage, config.generate.model_dump(mode="json"), outputs):
                 continue
             outputs.stages[stage] = run_generate(config.generate).summary
@@ -77,6 +83,10 @@ def run(config: RunConfig) -> RunOutputs:
             from polya.select.stage import manifest_config
             from polya.select.stage import run as run_select
 
+            if config.uses_distill():
+                teacher_select = config.distill_select_config()
+                if not _skip(RunManifest.load_or_create(open_store(teacher_select.run_dir)), stage, manifest_config(teacher_select), outputs, "distill/"):
+                    outputs.stages[f"distill/{stage}"] = run_select(teacher_select).summary
             if _skip(manifest, stage, manifest_config(config.select), outputs):
                 continue
             outputs.stages[stage] = run_select(config.select).summary

@@ -165,6 +165,10 @@ class PipelineBuildConfig(StageConfig):
         default_factory=lambda: list(PIPELINE_ARMS),
         description=f"Arms to build and evaluate, named as in polya run: base, rl, <dataset>_sft, <dataset>_sft_rl ({', '.join(valid_arm_names())}); at most {REPORT_SLOTS}.",
     )
+    teacher_endpoint: str | None = Field(
+        default=None,
+        description="distill arms: a running OpenAI-compatible server of the teacher model (e.g. a second vLLM service); unset: the teacher's generate task starts vLLM for the teacher_model parameter.",
+    )
     verifier_endpoint: str | None = Field(default=None, description="A running verifier service (e.g. the chart's http://polya-verifier:8080) the stages judge on; unset: in-process judges.")
     namespace: str | None = Field(default=None, description="Namespace of the PyTorchJobs / RayJobs; unset: the task pod's own namespace.")
     service_account: str | None = Field(default=None, description="Service account of the job pods; unset: the namespace default.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -11,10 +12,28 @@ from polya.heuristics.catalog import HeuristicIds
 from polya.serving.config import JUDGE_API_KEY_ENV
 from polya.verify.config import JudgeSettings
 
-DATASETS = ("polya", "star", "wrong_answer", "breadth", "depth")
-"""The SFT datasets ``polya select`` can build from one run's generations (those of the paper's arms)."""
+DATASETS = ("polya", "star", "wrong_answer", "breadth", "depth", "distill")
+"""The SFT datasets ``polya select`` can build from one run's generations (those of the paper's arms);
+``polya@<n>`` (:func:`dataset_rule`) is ``polya`` with n solutions per question."""
 
-Dataset = Literal["polya", "star", "wrong_answer", "breadth", "depth"]
+MAX_N_PER_QUESTION = 64
+_POLYA_AT = re.compile(r"^polya@(\d+)$")
+
+
+def dataset_rule(name: str) -> tuple[str, int | None]:
+    """The rule a dataset name stands for and its own n: ``polya@4`` -> (``polya``, 4); ``star`` -> (``star``, None).
+
+    The Pólya(n) sweep of the paper is ``polya@1``, ``polya@4``, ``polya@16``, ``polya@64`` in one run.
+    Raises ValueError for an unknown name, listing the valid ones.
+    """
+    if name in DATASETS:
+        return name, None
+    match = _POLYA_AT.match(name)
+    if match and 1 <= int(match.group(1)) <= MAX_N_PER_QUESTION:
+        return "polya", int(match.group(1))
+    raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or polya@<n> with n in 1..{MAX_N_PER_QUESTION} (e.g. polya@4)")
+
+
 ScorerKind = Literal["offline", "llm_judge", "reward_model"]
 
 
@@ -141,11 +160,13 @@ class SelectConfig(JudgeSettings):
     )
     RENAMED = {"arms": "datasets"}
 
-    datasets: list[Dataset] = Field(
+    datasets: list[str] = Field(
         default_factory=lambda: ["polya", "star"],
         description=(
             "SFT datasets to build, each in select/<dataset>/: polya (best correct per question x heuristic, n per question), "
-            "star (one correct per question), wrong_answer (incorrect, diverse: the control), breadth and depth (fixed budget)."
+            "polya@<n> (the same with its own n: the paper's Pólya(n) sweep, e.g. polya@1, polya@4, polya@16, polya@64), "
+            "star (one correct per question), wrong_answer (incorrect, diverse: the control), breadth and depth (fixed budget), "
+            "distill (the polya rule on a teacher model's generations: polya run builds it in <run_dir>/distill/)."
         ),
     )
     n_per_question: int = Field(
@@ -208,6 +229,8 @@ class SelectConfig(JudgeSettings):
     def _datasets_non_empty_unique(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError(f"datasets must name at least one of: {', '.join(DATASETS)}")
+        for name in value:
+            dataset_rule(name)
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")

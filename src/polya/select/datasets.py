@@ -24,7 +24,7 @@ from typing import Any, Iterable, Literal
 
 from polya.core.store import ArtifactStore
 from polya.heuristics import HeuristicCatalog, build_messages
-from polya.select.rules import DATASET_DESCRIPTIONS, Candidate, DatasetSelection
+from polya.select.rules import Candidate, DatasetSelection, describe_dataset
 
 PromptMode = Literal["question", "plain", "heuristic"]
 
@@ -197,7 +197,7 @@ def render_card(
         "",
         f"# polya select: `{dataset}`",
         "",
-        DATASET_DESCRIPTIONS[dataset],
+        describe_dataset(dataset),
         "",
         f"**{stats['examples']} examples over {stats['questions']} questions**, selected from {source['records']} generations "
         f"({source['correct']} correct) of run `{source['run_id']}` with model `{source['model']}`. "

@@ -21,12 +21,13 @@ Questions for breadth and depth are taken in a seeded, deterministic order (``se
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from polya.core.digest import seeded_order
-from polya.select.config import DedupConfig
+from polya.select.config import DedupConfig, dataset_rule
 from polya.select.dedup import NearDuplicateFilter
 
 
@@ -225,6 +226,7 @@ DATASET_BUILDERS: dict[str, Callable[[SelectionInputs], DatasetSelection]] = {
     "wrong_answer": build_wrong_answer,
     "breadth": build_breadth,
     "depth": build_depth,
+    "distill": build_polya,  # the polya rule, on a teacher's generations
 }
 
 DATASET_DESCRIPTIONS = {
@@ -233,4 +235,26 @@ DATASET_DESCRIPTIONS = {
     "wrong_answer": "Wrong-answer control: diverse but incorrect solutions (same n cap and de-duplication as polya).",
     "breadth": "Fixed-budget breadth: many questions with one solution each.",
     "depth": "Fixed-budget depth: few questions with up to n solutions each.",
+    "distill": (
+        "Distillation: a teacher model's correct solutions, written with the Pólya heuristics and selected by the polya rule "
+        "(best-scoring per (question, heuristic), at most n per question)."
+    ),
 }
+
+
+def describe_dataset(name: str) -> str:
+    """One sentence on what a dataset holds (``polya@4``: D_Pólya with n = 4)."""
+    rule, n = dataset_rule(name)
+    if n is None:
+        return DATASET_DESCRIPTIONS[rule]
+    return f"D_Pólya with n = {n}: the best-scoring correct solution per (question, heuristic), at most {n} per question, near-duplicates removed."
+
+
+def build_dataset(name: str, inp: SelectionInputs) -> DatasetSelection:
+    """The dataset ``name`` (a rule, or ``polya@<n>``: the polya rule with its own n) from ``inp``."""
+    rule, n = dataset_rule(name)
+    if n is not None:
+        inp = dataclasses.replace(inp, n=n, per_pair=min(inp.per_pair, n))
+    selection = DATASET_BUILDERS[rule](inp)
+    selection.name = name
+    return selection

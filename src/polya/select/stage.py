@@ -38,7 +38,7 @@ from polya.core.store.shards import ShardWriter, read_shards, shard_paths
 from polya.heuristics import HeuristicCatalog
 from polya.metrics.diversity import summarize_diversity
 from polya.select import rules
-from polya.select.config import SelectConfig
+from polya.select.config import SelectConfig, dataset_rule
 from polya.select.datasets import (
     dataset_statistics,
     example_row,
@@ -308,10 +308,11 @@ class SelectionStage:
         }
         if cfg.scorer.model:
             out["scorer.model"] = cfg.scorer.model
-        if dataset in ("polya", "wrong_answer", "depth"):
-            out.update({"n_per_question": cfg.n_per_question, "per_pair": cfg.per_pair})
+        rule, n = dataset_rule(dataset)
+        if rule in ("polya", "wrong_answer", "depth", "distill"):
+            out.update({"n_per_question": n or cfg.n_per_question, "per_pair": min(cfg.per_pair, n or cfg.per_pair)})
             out["dedup"] = f"{cfg.dedup.method}" + (f" (n={cfg.dedup.ngram}, threshold={cfg.dedup.threshold})" if cfg.dedup.method == "ngram" else "")
-        if dataset in ("breadth", "depth"):
+        if rule in ("breadth", "depth"):
             out["seed"] = cfg.seed
         out.update({"min_score": cfg.min_score, "exclude_truncated": cfg.exclude_truncated, "reverify": cfg.reverify})
         if cfg.heuristics != ["all"]:
@@ -373,7 +374,7 @@ class SelectionStage:
             outputs: dict[str, DatasetOutput] = {}
             reports: dict[str, DatasetReport] = {}
             for name in cfg.datasets:
-                outputs[name], reports[name] = self.write_dataset(rules.DATASET_BUILDERS[name](inputs), source)
+                outputs[name], reports[name] = self.write_dataset(rules.build_dataset(name, inputs), source)
             report = self.report(records, order, scorer_summary, reverified, reports, source)
             self.store.write_json(self.paths.report, report.dump())
             record.artifacts = [self.paths.report] + [p for a in outputs.values() for p in (a.data_path, a.card_path)]

@@ -56,8 +56,8 @@ class SftConfig(TrainingConfig):
 
     dataset: str = Field(
         default="polya",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
-        description="The select dataset to train on (polya, star, wrong_answer, breadth, depth): read from <run_dir>/select/<dataset>/, written to <run_dir>/sft/<dataset>/ (the <dataset>_sft arm).",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_@-]*$",
+        description="The select dataset to train on (polya, polya@<n>, star, wrong_answer, breadth, depth, distill): read from <run_dir>/select/<dataset>/, written to <run_dir>/sft/<dataset>/ (the <dataset>_sft arm).",
     )
     data_file: Annotated[str | None, location("a path or an s3:// URI")] = Field(
         default=None,
@@ -98,7 +98,7 @@ class SftConfig(TrainingConfig):
     def _dataset_is_a_name(cls, value: object) -> object:
         if isinstance(value, str) and ("/" in value or value.endswith((".jsonl", ".json", ".parquet"))):
             raise ValueError(
-                f"dataset names a select dataset (polya, star, wrong_answer, breadth, depth), not a file ({value!r}); "
+                f"dataset names a select dataset (polya, polya@<n>, star, wrong_answer, breadth, depth, distill), not a file ({value!r}); "
                 "give a training file as data_file"
             )
         return value

@@ -17,6 +17,8 @@ import yaml
 from kube_api_server import KubeApiServer, Script
 
 from polya.core.store import open_store
+from polya.rl.config import RlConfig
+from polya.sft.config import SftConfig
 from polya.pipeline.config import ClusterTarget, S3Config
 from polya.pipeline.jobs import ClusterJobError
 from polya.pipeline.steps.common import SUMMARY_FILE
@@ -65,10 +67,13 @@ def test_sft_step_runs_a_pytorchjob_and_reads_the_checkpoint_back(tmp_path, buck
         run = open_store(cfg["run_dir"])
         rows = run.read_jsonl("select/polya/train.jsonl")
         assert len(rows) == 4 and rows[0]["messages"][0]["role"] == "user"
-        out = open_store(cfg["run_dir"]).child("sft/polya")
+        out = open_store(SftConfig.model_validate(cfg).output_uri)  # where polya sft writes
         out.write_json("final/config.json", {"model_type": "llama", "trained_on": len(rows)})
         out.write_bytes("final/model.safetensors", b"weights")
-        out.write_json("summary.json", {"global_step": 7, "train_loss": 1.25, "completed": True})
+        out.write_json("summary.json", {
+            "model": cfg.get("model", "embedded"), "global_step": 7, "train_loss": 1.25, "completed": True, "final": out.uri("final"),
+            "identity_sha256": "0" * 64, "stage": "sft", "seed": 0,
+        })
 
     with KubeApiServer() as api:
         succeed("polya-sft-polya-", api, job_work)
@@ -109,7 +114,11 @@ def test_rl_step_runs_a_rayjob_on_the_staged_model(tmp_path, bucket):
         seen.update(cfg=cfg, workers=obj["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"], entrypoint=obj["spec"]["entrypoint"])
         model = open_store(cfg["model"])
         assert model.read_json("config.json") == {"model_type": "llama"}
-        open_store(cfg["run_dir"]).write_json("rl/final/config.json", {"model_type": "llama", "rl": True})
+        out = open_store(RlConfig.model_validate(cfg).output_uri)  # where polya rl writes
+        out.write_json("final/config.json", {"model_type": "llama", "rl": True})
+        out.write_json("summary.json", {
+            "model": cfg["model"], "global_step": 3, "completed": True, "final": out.uri("final"), "identity_sha256": "0" * 64, "stage": "rl",
+        })
 
     with KubeApiServer() as api:
         succeed("polya-rl-", api, job_work)

@@ -15,7 +15,7 @@ import pytest
 
 from polya.core.manifest import RunManifest
 from polya.core.store import open_store
-from polya.sft import callbacks
+from polya.training.callbacks import CheckpointUploadCallback
 from polya.sft.config import SftConfig
 from polya.sft.stage import run
 
@@ -38,7 +38,7 @@ def test_s3_run_uploads_checkpoints_and_resumes_on_a_fresh_machine(
         max_seq_length=128, learning_rate=1e-3, logging_steps=1, progress=False,
     )
 
-    upload = callbacks.CheckpointUploadCallback.on_save
+    upload = CheckpointUploadCallback.on_save
 
     def upload_then_crash(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         upload(self, args, state, control, **kwargs)
@@ -46,7 +46,7 @@ def test_s3_run_uploads_checkpoints_and_resumes_on_a_fresh_machine(
             raise SimulatedCrash("machine lost after checkpoint-2")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(SimulatedCrash):
-        patch.setattr(callbacks.CheckpointUploadCallback, "on_save", upload_then_crash)
+        patch.setattr(CheckpointUploadCallback, "on_save", upload_then_crash)
         run(SftConfig(local_dir=str(tmp_path / "machine-1"), **settings))
     assert store.exists("sft/polya/checkpoint-2/polya-upload-complete.json")
     assert store.exists("sft/polya/checkpoint-2/model.safetensors") and store.exists("sft/polya/checkpoint-2/optimizer.pt")

@@ -76,3 +76,18 @@ def test_the_report_has_a_cost_column_per_arm() -> None:
     report = markdown_report(results)
     assert "| polya_sft_rl | 1,234 | 500 | 9,000 | 1.5 h | 3.00 |" in report
     assert "| base | – | – | – | – | – |" in report
+
+
+def test_a_distill_arm_counts_the_teachers_generation(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    LocalStore(run).write_json("generate/summary.json", {
+        "questions": 4, "heuristics": ["a"], "pairs": 4, "pairs_solved": 1, "questions_solved": 1, "samples": 8,
+        "correct_samples": 1, "completion_tokens": 1234,
+    })
+    LocalStore(run / "distill").write_json("generate/summary.json", {
+        "questions": 4, "heuristics": ["a"], "pairs": 4, "pairs_solved": 4, "questions_solved": 4, "samples": 8,
+        "correct_samples": 8, "completion_tokens": 777,
+    })
+    final = training_output(run / "sft" / "distill", "sft", "embedded:smollm2", run, tokens=50, gpus=0,
+                            dataset="distill", data_file=str(run / "distill" / "select" / "distill" / "train.jsonl"))
+    assert arm_accounting(str(final))["compute"]["generation_tokens"] == 777

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from polya.core.config import load_config
@@ -50,9 +52,28 @@ def test_the_run_model_is_the_generation_model() -> None:
     assert config.eval_config().arms["base"] == "/models/mine"
 
 
-def test_an_arm_whose_dataset_select_does_not_build_is_rejected() -> None:
-    with pytest.raises(Exception, match="star_sft.*select.datasets"):
-        RunConfig(arms=["base", "star_sft"], select={"datasets": ["polya"]})
+def test_select_builds_every_dataset_an_arm_trains_on() -> None:
+    config = RunConfig(arms=["base", "star_sft", "polya@1_sft_rl", "polya@16_sft_rl", "distill_sft"], select={"datasets": ["polya"]})
+    assert config.select.datasets == ["polya", "polya@1", "polya@16", "star"]  # distill: the teacher's select builds it
+    assert config.sft_datasets() == ["distill", "polya@1", "polya@16", "star"]
+    assert config.rl_starts() == ["polya@16_sft", "polya@1_sft"]
+    assert config.model_of("polya@16_sft_rl").endswith("rl/polya@16_sft/final")
+
+
+def test_distill_arms_train_on_the_teachers_dataset(tmp_path: Path) -> None:
+    config = RunConfig(run_dir=str(tmp_path), arms=["base", "distill_sft_rl"], distill={"model": "/models/teacher"})
+    assert config.uses_distill()
+    teacher = config.distill_generate_config()
+    assert teacher.run_dir == f"{tmp_path}/distill" and teacher.server.model == "/models/teacher"
+    assert teacher.sampling == config.generate.sampling and teacher.data == config.generate.data  # same questions and prompts
+    select = config.distill_select_config()
+    assert select.run_dir == f"{tmp_path}/distill" and select.datasets == ["distill"]
+    sft = config.sft_config("distill")
+    assert sft.data_file == f"{tmp_path}/distill/select/distill/train.jsonl"
+    assert sft.output_uri == f"{tmp_path}/sft/distill"
+    assert config.rl_config("distill_sft").model == f"{tmp_path}/sft/distill/final"
+    assert RunConfig(arms=["base", "distill_sft"]).distill_generate_config().server.model == config.model  # the stand-in
+    assert not RunConfig(arms=["base", "polya_sft"]).uses_distill()
 
 
 def test_without_arms_keeps_a_comparison() -> None:

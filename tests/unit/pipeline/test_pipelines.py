@@ -81,14 +81,17 @@ def test_polya_pipeline_tasks_and_edges(default_ir):
     assert ir.param("generate", "model") == "model" and ir.param("rl-polya_sft", "group_size") == "rl_group_size"
 
 
-@pytest.mark.parametrize("arms", [None, ["base", "rl", "polya_sft_rl", "star_sft"], ["wrong_answer_sft_rl", "breadth_sft", "depth_sft_rl"]])
+@pytest.mark.parametrize("arms", [
+    None, ["base", "rl", "polya_sft_rl", "star_sft"], ["wrong_answer_sft_rl", "breadth_sft", "depth_sft_rl"],
+    ["base", "polya@1_sft_rl", "polya@4_sft_rl", "polya@16_sft", "distill_sft_rl"],
+])
 def test_the_pipelines_eval_labels_are_polya_runs_arm_names(tmp_path, arms):
     # One arms module: the cluster report names its rows exactly as the laptop report does.
     from polya.experiment.config import RunConfig
     from polya.pipeline.config import PIPELINE_ARMS
 
     arms = arms or list(PIPELINE_ARMS)
-    select = {"datasets": sorted({a.split("_sft")[0] for a in arms if "_sft" in a}) or ["polya"]}
+    select = {"datasets": sorted({a.split("_sft")[0] for a in arms if "_sft" in a} - {"distill"}) or ["polya"]}
     run_config = RunConfig(arms=arms, select=select)
     ir = compiled(tmp_path, arms=arms)
     labels = ir.param("report", "labels").split(",")
@@ -109,6 +112,15 @@ def test_the_pipelines_eval_labels_are_polya_runs_arm_names(tmp_path, arms):
         else:
             expected = f"sft-{arm.removesuffix('_sft')}"
         assert made_by == expected, arm
+
+
+def test_distill_arms_get_a_teacher_generation_and_polya_at_n_its_own_dataset(tmp_path):
+    ir = compiled(tmp_path, arms=["base", "distill_sft_rl", "polya@4_sft"])
+    assert ir.deps("generate-teacher") == {"data"} and ir.deps("select-teacher") == {"generate-teacher"}
+    assert ir.deps("sft-distill") == {"select-teacher"} and ir.deps("sft-polya@4") == {"select"}
+    assert ir.param("select", "dataset_names") == "polya@4" and ir.param("select-teacher", "dataset_names") == "distill"
+    assert ir.param("generate-teacher", "model") == "teacher_model" and ir.param("generate", "model") == "model"
+    assert ir.deps("eval-distill_sft_rl") == {"rl-distill_sft"}
 
 
 def test_polya_pipeline_parameters_are_exposed(default_ir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 import json
 import logging
 from pathlib import Path
@@ -365,8 +366,8 @@ def test_the_catalog_of_the_generate_stage_is_used(tmp_path: Path, record: Calla
         ({"scorer": {"kind": "llm_judge"}}, "scorer.kind llm_judge needs scorer.endpoint"),
         ({"scorer": {"kind": "reward_model"}}, "scorer.kind reward_model needs scorer.model"),
         ({"scorer": {"kind": "llm_judge", "endpoint": "judge:8000"}}, "scorer.endpoint: Value error, must be an http://"),
-        ({"datasets": []}, "datasets must name at least one of: polya, star, wrong_answer, breadth, depth"),
-        ({"datasets": ["polya", "distill"]}, "datasets.1"),
+        ({"datasets": []}, "datasets must name at least one of: polya, star, wrong_answer, breadth, depth, distill"),
+        ({"datasets": ["polya", "polya@99"]}, "unknown dataset 'polya@99'; valid: polya, star, wrong_answer, breadth, depth, distill, or polya@<n>"),
         ({"n_per_question": 65}, "n_per_question"),
         ({"n_per_question": 0}, "n_per_question"),
         ({"dedup": {"method": "exact"}}, "dedup.method"),
@@ -429,6 +430,29 @@ def test_polya_run_chains_select_and_reruns_it_only_for_new_generations(
     assert third.stages["select"]["polya"] == {"examples": 6, "questions": 3}
 
 
+def test_polya_run_selects_the_teachers_solutions_for_the_distill_arms(
+    scenario: Path, record: Callable[..., dict[str, Any]], write: Callable[..., None], texts: dict[str, str]
+) -> None:
+    teacher_dir = scenario / "distill"
+    teacher = [record(q, "working_backward", 0, True, texts["backward"]) for q in ("q1", "q2", "q3")]
+    write(teacher_dir, [{**r, "model": "teacher-7b"} for r in teacher])
+    config = RunConfig.model_validate({
+        "run_dir": str(scenario), "stages": ["select"], "arms": ["base", "polya_sft", "distill_sft_rl", "polya@1_sft"],
+        "select": {"progress": False},
+    })
+    out = run_job(config)
+    assert out.stages["distill/select"]["distill"] == {"examples": 3, "questions": 3}
+    assert set(out.stages["select"]) == {"polya", "star", "polya@1"}
+    card = (teacher_dir / "select" / "distill" / "README.md").read_text()
+    assert "Distillation: a teacher model's correct solutions" in card and "teacher-7b" in card
+    assert ids(teacher_dir, "distill") == [f"{q}|working_backward|r1|s0" for q in ("q1", "q2", "q3")]
+    record_ = RunManifest.read(LocalStore(teacher_dir)).stage("select")  # type: ignore[union-attr]
+    assert record_ is not None and record_.status == "done" and record_.attempts == 1
+    again = run_job(config)  # nothing new: both selections are skipped
+    assert again.stages["distill/select"]["datasets"] == out.stages["distill/select"]
+    assert RunManifest.read(LocalStore(teacher_dir)).stage("select").attempts == 1  # type: ignore[union-attr]
+
+
 def test_run_config_runs_select_after_generate() -> None:
     config = RunConfig()
     assert STAGES[:2] == ("generate", "select")
@@ -489,3 +513,14 @@ def test_cached_judge_scores_are_reused_without_reaching_the_judge(scenario: Pat
     ranked_last = select(scenario, **{**settings, "scorer": {**settings["scorer"], "on_unscored": "rank_last"}})
     assert "unscored" not in ranked_last.report["datasets"]["polya"]["rejections"]
     assert ids(scenario, "polya")[2] == "q1|step_by_step_justification|r1|s0" and rows(scenario, "polya")[2]["score"] is None
+
+
+def test_polya_at_n_keeps_n_solutions_per_question(many_questions: Path) -> None:
+    out = select(many_questions, datasets=["polya@1", "polya@2", "polya"], n_per_question=16)
+    per_question = {name: Counter(r["question_id"] for r in rows(many_questions, name)) for name in ("polya@1", "polya@2", "polya")}
+    assert per_question["polya@1"] == {f"q{i}": 1 for i in range(6)}
+    assert per_question["polya@2"] == {f"q{i}": min(2, (i % 3) + 1) for i in range(6)}
+    assert per_question["polya"] == {f"q{i}": (i % 3) + 1 for i in range(6)}
+    assert out.datasets["polya@2"].examples == 10
+    card = (many_questions / "select" / "polya@2" / "README.md").read_text()
+    assert "D_Pólya with n = 2" in card and "| `n_per_question` | `2` |" in card
