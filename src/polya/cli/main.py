@@ -105,7 +105,8 @@ def run(**kwargs: Any) -> None:
     """
     config, only_print = resolve_config(RunConfig, kwargs)
     if only_print:
-        return print_config(config)
+        heading = f"Every stage as polya run will run it (recorded in {config.run_dir}/run.json); the settings above are what you edit:"
+        return print_config(config, (heading, config.effective()["stages"]))
     from polya.experiment.run import run as run_job
 
     out = run_job(config)

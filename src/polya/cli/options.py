@@ -158,9 +158,17 @@ def resolve_config(model: type[C], kwargs: dict[str, Any], section: str | None =
     return config, bool(kwargs.pop("print_config", False))
 
 
-def print_config(config: BaseModel) -> None:
-    """Print resolved settings as YAML, with tokens and keys masked."""
+def print_config(config: BaseModel, notes: tuple[str, Any] | None = None) -> None:
+    """Print resolved settings as YAML, with tokens and keys masked.
+
+    ``notes`` (a heading and a settings tree) is printed after them as YAML comments, so the output
+    still loads as a config (``--print-config > run.yaml`` then ``--config run.yaml``).
+    """
     click.echo(yaml.safe_dump(mask_secrets(config.model_dump(mode="json")), sort_keys=False), nl=False)
+    if notes is not None:
+        heading, tree = notes
+        body = yaml.safe_dump(mask_secrets(tree), sort_keys=False)
+        click.echo("\n".join([f"# {heading}", *(f"# {line}" if line else "#" for line in body.splitlines())]))
 
 
 def settings_table(model: type[BaseModel]) -> str:

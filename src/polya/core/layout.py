@@ -176,6 +176,8 @@ class RunLayout:
     root: str
 
     manifest = MANIFEST
+    RUN_CONFIG = "run.json"
+    """``polya run``'s settings as the run uses them: the run's config and every stage's effective config."""
     generate = GenerateLayout()
     select = SelectLayout()
     eval = EvalLayout()

@@ -45,7 +45,7 @@ SAMPLING_PRESETS: dict[str, dict[str, Any]] = {
 }
 """Values each preset fills in (settings given explicitly always win)."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
 
 JudgeUrl = Annotated[str | None, http_url("http://localhost:8000/v1")]
@@ -206,6 +206,15 @@ def _default_benchmarks() -> list[dict[str, Any]]:
     return [{"name": "synthetic", "limit": 8}]
 
 
+class EvalServerConfig(ServerConfig):
+    """The vLLM server started for each arm: every server setting but the model, which is the arm's."""
+
+    model: str = Field(
+        default=EMBEDDED_MODEL, exclude=True,
+        description="Not used by eval (and not printed): each arm's server serves that arm's model, see arms.",
+    )
+
+
 class EvalConfig(RequestSettings, JudgeSettings):
     """pass@k evaluation of one or more models (arms) on math and out-of-distribution benchmarks."""
 
@@ -220,8 +229,8 @@ class EvalConfig(RequestSettings, JudgeSettings):
         description="Benchmarks to run: names ([gsm8k, math500]) or mappings ({name: gsm8k, path: test.jsonl, limit: 100, columns: {question: problem}}).",
     )
     sampling: EvalSamplingConfig = Field(default_factory=EvalSamplingConfig, description="Samples per question and sampling parameters.")
-    server: ServerConfig = Field(
-        default_factory=ServerConfig,
+    server: EvalServerConfig = Field(
+        default_factory=EvalServerConfig,
         description="Settings of the vLLM server started for each arm (its model comes from arms; use endpoint/endpoints for running servers).",
     )
     endpoint: JudgeUrl = Field(

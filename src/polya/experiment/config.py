@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from polya.core.config import StageConfig, http_url, packaged_yaml
+from polya.core.config import StageConfig, http_url, mask_secrets, packaged_yaml
 from polya.core.layout import RunLayout
 from polya.eval.config import EvalConfig
 from polya.experiment.arms import (
@@ -142,7 +142,12 @@ class RunConfig(StageConfig):
         for section in (self.generate, self.select, self.sft, self.rl, self.eval):
             if section.run_dir != self.run_dir:
                 object.__setattr__(section, "run_dir", self.run_dir)
+        # What is printed is what runs: each section shows the model it will use (sft and rl start
+        # from the run's model; rl/<dataset>_sft starts from that SFT output, see stage_configs()).
         object.__setattr__(self.generate.server, "model", self.model)
+        object.__setattr__(self.sft, "model", self.model)
+        object.__setattr__(self.rl, "model", self.model)
+        object.__setattr__(self.eval, "arms", {name: self.model_of(name) for name in self.arms})
         # The select stage builds every dataset an arm trains on (distill: the teacher's select, in distill/).
         wanted = [name for name in self.sft_datasets() if name != DISTILL and name not in self.select.datasets]
         if wanted:
@@ -196,6 +201,37 @@ class RunConfig(StageConfig):
 
     def eval_config(self) -> EvalConfig:
         return self.eval.model_copy(update={"arms": {name: self.model_of(name) for name in self.arms}})
+
+    def stage_configs(self) -> dict[str, StageConfig]:
+        """Every stage run of this experiment, by its manifest name, with the settings it will run with."""
+        out: dict[str, StageConfig] = {}
+        if "generate" in self.stages:
+            if self.uses_distill():
+                out["distill/generate"] = self.distill_generate_config()
+            out["generate"] = self.generate
+        if "select" in self.stages:
+            if self.uses_distill():
+                out["distill/select"] = self.distill_select_config()
+            out["select"] = self.select
+        if "sft" in self.stages:
+            for dataset in self.sft_datasets():
+                config = self.sft_config(dataset)
+                out[config.manifest_stage] = config
+        if "rl" in self.stages:
+            for start in self.rl_starts():
+                config = self.rl_config(start)
+                out[config.manifest_stage] = config
+        if "eval" in self.stages:
+            out["eval"] = self.eval_config()
+        return out
+
+    def effective(self) -> dict[str, Any]:
+        """``{"run": this config, "stages": {name: effective settings}}``, JSON-safe, secrets masked
+        (what ``polya run --print-config`` shows and ``<run_dir>/run.json`` records)."""
+        return mask_secrets({
+            "run": self.model_dump(mode="json"),
+            "stages": {name: config.model_dump(mode="json") for name, config in self.stage_configs().items()},
+        })
 
     def without_arms(self, names: list[str]) -> "RunConfig":
         """This config minus some arms (at least ``base`` is always kept so there is a comparison)."""

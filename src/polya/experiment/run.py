@@ -55,10 +55,53 @@ def empty_datasets(config: RunConfig) -> dict[str, str]:
     return empty
 
 
+def _run_stage(stage: str, name: str, stage_config: Any, outputs: RunOutputs) -> dict[str, Any]:
+    """Run (or skip, when its manifest says it is done with these settings) one stage run ``name``."""
+    prefix = name[: -len(stage)] if name.endswith(f"/{stage}") else ""  # "distill/": the teacher's run
+    if stage == "generate":
+        from polya.generate.stage import run as run_generate
+
+        manifest = RunManifest.load_or_create(open_store(stage_config.run_dir))
+        if _skip(manifest, stage, stage_config.model_dump(mode="json"), outputs, prefix):
+            return {}
+        return {name: run_generate(stage_config).summary}
+    if stage == "select":
+        from polya.select.stage import manifest_config
+        from polya.select.stage import run as run_select
+
+        manifest = RunManifest.load_or_create(open_store(stage_config.run_dir))
+        if _skip(manifest, stage, manifest_config(stage_config), outputs, prefix):
+            return {}
+        return {name: run_select(stage_config).summary}
+    if stage == "sft":  # each training resumes from its last checkpoint and does nothing once finished
+        from polya.sft.stage import run as run_sft
+
+        return {name: run_sft(stage_config).summary}
+    if stage == "rl":
+        from polya.rl.stage import run as run_rl
+
+        return {name: run_rl(stage_config).summary}
+    from polya.eval.stage import run as run_eval
+
+    evaluated = run_eval(stage_config)
+    return {name: evaluated.results, "_report_uri": evaluated.report_uri}
+
+
+def preflight(config: RunConfig) -> None:
+    """What can be checked before any server starts or model loads: the adherence scorer can be had."""
+    if "select" in config.stages:
+        from polya.select.scorers import check_scorer
+
+        check_scorer(config.select.scorer)
+
+
 def run(config: RunConfig) -> RunOutputs:
     """Run every configured stage in order, for the configured arms."""
+    preflight(config)
     outputs = RunOutputs(config.run_dir)
-    manifest = RunManifest.load_or_create(open_store(config.run_dir))
+    store = open_store(config.run_dir)
+    RunManifest.load_or_create(store)
+    store.write_json(RunLayout.RUN_CONFIG, config.effective())
     logger.info("run %s: arms %s, stages %s", config.run_dir, ", ".join(config.arms), ", ".join(config.stages))
     for stage in config.stages:
         if stage in ("sft", "rl", "eval") and not outputs.skipped:
@@ -69,45 +112,11 @@ def run(config: RunConfig) -> RunOutputs:
                         logger.warning("arm %s is left out: %s", arm, reason)
             if outputs.skipped:
                 config = config.without_arms(list(outputs.skipped))
-        if stage == "generate":
-            from polya.generate.stage import run as run_generate
-
-            if config.uses_distill():  # the teacher's run, in <run_dir>/distill with its own manifest
-                teacher = config.distill_generate_config()
-                if not _skip(RunManifest.load_or_create(open_store(teacher.run_dir)), stage, teacher.model_dump(mode="json"), outputs, "distill/"):
-                    outputs.stages[f"distill/{stage}"] = run_generate(teacher).summary
-            if _skip(manifest, stage, config.generate.model_dump(mode="json"), outputs):
-                continue
-            outputs.stages[stage] = run_generate(config.generate).summary
-        elif stage == "select":
-            from polya.select.stage import manifest_config
-            from polya.select.stage import run as run_select
-
-            if config.uses_distill():
-                teacher_select = config.distill_select_config()
-                if not _skip(RunManifest.load_or_create(open_store(teacher_select.run_dir)), stage, manifest_config(teacher_select), outputs, "distill/"):
-                    outputs.stages[f"distill/{stage}"] = run_select(teacher_select).summary
-            if _skip(manifest, stage, manifest_config(config.select), outputs):
-                continue
-            outputs.stages[stage] = run_select(config.select).summary
-        elif stage == "sft":
-            from polya.sft.stage import run as run_sft
-
-            # Each arm's training resumes from its last checkpoint and does nothing once finished.
-            for dataset in config.sft_datasets():
-                sft_config = config.sft_config(dataset)
-                outputs.stages[sft_config.manifest_stage] = run_sft(sft_config).summary
-        elif stage == "rl":
-            from polya.rl.stage import run as run_rl
-
-            for start in config.rl_starts():
-                rl_config = config.rl_config(start)
-                outputs.stages[rl_config.manifest_stage] = run_rl(rl_config).summary
-        elif stage == "eval":
-            from polya.eval.stage import run as run_eval
-
-            evaluated = run_eval(config.eval_config())
-            outputs.stages[stage] = evaluated.results
-            outputs.report_uri = evaluated.report_uri
-        manifest = RunManifest.load_or_create(open_store(config.run_dir))
+                store.write_json(RunLayout.RUN_CONFIG, config.effective())
+        # Every stage runs with exactly the settings --print-config shows and run.json records.
+        planned = {name: cfg for name, cfg in config.stage_configs().items() if name.split("/")[-1] == stage or name.startswith(f"{stage}/")}
+        for name, stage_config in planned.items():
+            outputs.stages.update(_run_stage(stage, name, stage_config, outputs))
+            if stage == "eval":
+                outputs.report_uri = outputs.stages.pop("_report_uri", None)
     return outputs

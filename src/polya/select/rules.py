@@ -22,6 +22,7 @@ Questions for breadth and depth are taken in a seeded, deterministic order (``se
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -153,6 +154,8 @@ class SelectionInputs:
     dedup: DedupConfig
     budget: int | None
     seed: int
+    heuristics: int = 1
+    """How many heuristics may contribute (``polya@<n>`` keeps more per pair when n exceeds it)."""
 
 
 def _greedy_dataset(name: str, pool: str, inp: SelectionInputs) -> DatasetSelection:
@@ -250,11 +253,17 @@ def describe_dataset(name: str) -> str:
     return f"D_Pólya with n = {n}: the best-scoring correct solution per (question, heuristic), at most {n} per question, near-duplicates removed."
 
 
+def polya_at_per_pair(n: int, per_pair: int, heuristics: int) -> int:
+    """Solutions ``polya@<n>`` keeps per (question, heuristic): ``per_pair`` (the paper's 1) while the
+    heuristics can fill n that way, else the fewest that can (n = 64 over 11 heuristics: 6); never above n."""
+    return min(n, max(per_pair, math.ceil(n / max(1, heuristics))))
+
+
 def build_dataset(name: str, inp: SelectionInputs) -> DatasetSelection:
     """The dataset ``name`` (a rule, or ``polya@<n>``: the polya rule with its own n) from ``inp``."""
     rule, n = dataset_rule(name)
     if n is not None:
-        inp = dataclasses.replace(inp, n=n, per_pair=min(inp.per_pair, n))
+        inp = dataclasses.replace(inp, n=n, per_pair=polya_at_per_pair(n, inp.per_pair, inp.heuristics))
     selection = DATASET_BUILDERS[rule](inp)
     selection.name = name
     return selection

@@ -533,6 +533,43 @@ class RewardModelScorer:
                 self._torch.cuda.empty_cache()
 
 
+PAPER_REWARD_MODEL = "Skywork/Skywork-Reward-V2-Llama-3.1-8B"
+"""The paper preset's adherence scorer: a Skywork-family reward model (the paper's exact checkpoint
+and prompt are not public; this is the family's current 8B Llama-based release)."""
+
+
+def check_scorer(config: ScorerConfig) -> None:
+    """Fail now, before any model loads or server starts, when the scorer cannot be had.
+
+    reward_model: ``scorer.model`` must resolve to a sequence-classification checkpoint whose
+    config can be read (a local folder, an ``s3://`` checkpoint, or a hub id that is reachable or
+    in the local Hugging Face cache). Only its config is read here, never its weights.
+    """
+    if config.kind != "reward_model":
+        return
+    assert config.model is not None, "validated by ScorerConfig"
+    from transformers import AutoConfig
+
+    from polya.models import resolve_model
+
+    fix = (
+        "download it where this machine can read it (e.g. `huggingface-cli download <id> --local-dir models/rm`) and set "
+        "select.scorer.model to that folder, or score with select.scorer.kind: offline (no model) or llm_judge"
+    )
+    try:
+        path = resolve_model(config.model)
+        hf_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, ConfigError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"select.scorer.model {config.model!r} (the reward model that scores heuristic adherence) cannot be had: {reason}; {fix}") from None
+    architectures = list(getattr(hf_config, "architectures", None) or [])
+    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ConfigError(
+            f"select.scorer.model {config.model!r} is a {', '.join(architectures)}, not a sequence-classification (reward) model; "
+            "point it at a reward model such as " + PAPER_REWARD_MODEL
+        )
+
+
 def open_scorer(config: ScorerConfig, catalog: HeuristicCatalog, progress: bool = False) -> AdherenceScorer:
     """The scorer ``config.kind`` names, ready to use (an LLM judge's endpoint is checked here)."""
     if config.kind == "llm_judge":

@@ -47,7 +47,7 @@ from polya.select.datasets import (
     write_rows,
 )
 from polya.select.rules import Candidate, DatasetSelection, SelectionInputs
-from polya.select.scorers import AdherenceScorer, ScoreItem, ScoreResult, open_scorer
+from polya.select.scorers import AdherenceScorer, ScoreItem, ScoreResult, check_scorer, open_scorer
 from polya.verify.protocol import record_decided
 
 logger = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ class SelectionStage:
                     base[pool][reason] += 1
         return SelectionInputs(
             correct=pools["correct"], incorrect=pools["incorrect"], base_rejections=base, question_order=order,
-            n=cfg.n_per_question, per_pair=cfg.per_pair, dedup=cfg.dedup, budget=cfg.budget, seed=cfg.seed,
+            n=cfg.n_per_question, per_pair=cfg.per_pair, dedup=cfg.dedup, budget=cfg.budget, seed=cfg.seed, heuristics=len(self.selected),
         )
 
     # ----- outputs ------------------------------------------------------------------------------
@@ -310,7 +310,8 @@ class SelectionStage:
             out["scorer.model"] = cfg.scorer.model
         rule, n = dataset_rule(dataset)
         if rule in ("polya", "wrong_answer", "depth", "distill"):
-            out.update({"n_per_question": n or cfg.n_per_question, "per_pair": min(cfg.per_pair, n or cfg.per_pair)})
+            per_pair = rules.polya_at_per_pair(n, cfg.per_pair, len(self.selected)) if n else cfg.per_pair
+            out.update({"n_per_question": n or cfg.n_per_question, "per_pair": per_pair})
             out["dedup"] = f"{cfg.dedup.method}" + (f" (n={cfg.dedup.ngram}, threshold={cfg.dedup.threshold})" if cfg.dedup.method == "ngram" else "")
         if rule in ("breadth", "depth"):
             out["seed"] = cfg.seed
@@ -349,6 +350,7 @@ class SelectionStage:
     # ----- entry --------------------------------------------------------------------------------
     def run(self) -> SelectOutputs:
         cfg = self.config
+        check_scorer(cfg.scorer)  # a reward model that cannot be had fails here, before anything loads
         records = self.load_records()
         manifest = RunManifest.load_or_create(self.store)
         gen_record = manifest.stage(RunLayout.generate.root)

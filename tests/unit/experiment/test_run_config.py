@@ -93,7 +93,7 @@ def test_paper_preset_lies_under_the_users_settings(tmp_path) -> None:
     assert config.rl.max_prompt_length == 1024 and config.rl.max_completion_length == 3072
     assert config.eval.sampling.n == 64 and max(config.eval.sampling.ks or [64]) == 64
     assert config.sft.epochs == 1 and config.sft.deepspeed == "zero2"  # the user's epochs win
-    assert "polya_sft_rl" in config.arms and "star_sft" in config.arms
+    assert "polya@16_sft_rl" in config.arms and "star_sft" in config.arms and "distill_sft_rl" in config.arms
     assert config.generate.data.source == "hf:openai/gsm8k"
 
 

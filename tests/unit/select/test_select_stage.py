@@ -442,6 +442,12 @@ def test_polya_run_selects_the_teachers_solutions_for_the_distill_arms(
     })
     out = run_job(config)
     assert out.stages["distill/select"]["distill"] == {"examples": 3, "questions": 3}
+    # The run records what it ran with, and each stage ran with exactly that.
+    recorded = json.loads((scenario / "run.json").read_text())
+    assert recorded == json.loads(json.dumps(config.effective()))
+    for name, run_dir in (("select", scenario), ("distill/select", teacher_dir)):
+        stage = RunManifest.read(LocalStore(run_dir)).stage("select")  # type: ignore[union-attr]
+        assert stage is not None and stage.config == json.loads(json.dumps(manifest_config(config.stage_configs()[name])))
     assert set(out.stages["select"]) == {"polya", "star", "polya@1"}
     card = (teacher_dir / "select" / "distill" / "README.md").read_text()
     assert "Distillation: a teacher model's correct solutions" in card and "teacher-7b" in card
@@ -524,3 +530,20 @@ def test_polya_at_n_keeps_n_solutions_per_question(many_questions: Path) -> None
     assert out.datasets["polya@2"].examples == 10
     card = (many_questions / "select" / "polya@2" / "README.md").read_text()
     assert "D_Pólya with n = 2" in card and "| `n_per_question` | `2` |" in card
+
+
+def test_polya_at_n_above_the_heuristic_count_keeps_more_per_pair(tmp_path: Path, record: Callable[..., dict[str, Any]], write: Callable[..., None]) -> None:
+    from polya.select.rules import polya_at_per_pair
+
+    assert [polya_at_per_pair(n, 1, 11) for n in (1, 4, 11, 16, 64)] == [1, 1, 1, 2, 6]
+    assert polya_at_per_pair(2, 5, 11) == 2  # never above n
+    # Two heuristics, four distinct correct solutions each: polya@8 needs 4 per pair, polya@2 one.
+    records = []
+    for h in ("working_backward", "decomposition"):
+        for s in range(4):
+            text = f"{h} solution {s}: " + " ".join(f"t{h[:3]}{s}w{k}" for k in range(25)) + " \\boxed{4}"
+            records.append(record("q1", h, s, True, text))
+    write(tmp_path, records)
+    select(tmp_path, datasets=["polya@8", "polya@2"], heuristics=["working_backward", "decomposition"], n_per_question=16)
+    assert len(rows(tmp_path, "polya@8")) == 8
+    assert Counter(r["heuristic"] for r in rows(tmp_path, "polya@2")) == {"working_backward": 1, "decomposition": 1}
