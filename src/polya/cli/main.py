@@ -19,6 +19,7 @@ from polya import __version__
 from polya.cli.options import config_options, print_config, resolve_config
 from polya.cli.pipeline import pipeline
 from polya.core.errors import PolyaError
+from polya.core.processes import reap_descendants_on_exit
 from polya.eval.config import EvalConfig
 from polya.experiment.config import RunConfig
 from polya.generate.config import GenerateConfig
@@ -53,6 +54,8 @@ def cli(log_level: str) -> None:
     Every stage takes --config FILE, --set key=value and one option per setting.
     """
     _setup_logging(log_level)
+    # Whatever this command starts (servers, judges, Ray, sandboxes) ends with it, even on SIGKILL.
+    reap_descendants_on_exit()
 
 
 @cli.command()

@@ -14,11 +14,8 @@ import logging
 import os
 import subprocess
 import tempfile
-import time
 
-import httpx
-
-from polya.core.errors import ServerError
+from polya.core.processes import start_owned, stop_process, wait_for_http
 
 logger = logging.getLogger(__name__)
 
@@ -52,35 +49,18 @@ class VLLMRolloutServer:
         host = ray.util.get_node_ip_address()
         with open(self.log_path, "wb") as log:
             env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}  # the weight-transfer endpoints TRL's client uses
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
+            # Its own session and a reaper: it ends with this actor's process, however that ends.
+            self.process = start_owned(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         url = f"http://{host}:{self.port}"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"rollout server (vllm serve) exited with {self.process.returncode}: {self._tail()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                    logger.info("rollout server up at %s (%s GPUs)", url, self.gpus)
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(2.0)
-        self.stop()
-        raise ServerError(f"rollout server did not answer {url}/health within {timeout_s:.0f}s (rollout.server_timeout_s): {self._tail()}")
-
-    def _tail(self, chars: int = 3000) -> str:
         try:
-            with open(self.log_path, "rb") as log:
-                return log.read().decode("utf-8", "replace")[-chars:]
-        except OSError:
-            return "(no log)"
+            wait_for_http(f"{url}/health", self.process, timeout_s, what="rollout server (vllm serve)", log=self.log_path,
+                          poll_s=2.0, hint=" (rollout.server_timeout_s)")
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("rollout server up at %s (%s GPUs)", url, self.gpus)
+        return url
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 30.0, group=True)
         self.process = None

@@ -40,6 +40,7 @@ from typing import Any
 
 from polya.core.errors import ConfigError, PolyaError, ServerError
 from polya.core.manifest import record_stage
+from polya.core.processes import reap_descendants_on_exit
 from polya.core.store import ArtifactStore, open_store
 from polya.models import load_config_and_tokenizer
 from polya.rl.config import STAGE, RlConfig
@@ -150,6 +151,11 @@ class RayCluster:
         self.topology = topology
         self.started_here = False
 
+    @staticmethod
+    def _runtime_env(env: dict[str, str]) -> dict[str, Any]:
+        # Every worker first demotes Ray's known harmless warnings (polya.rl.ray_logging).
+        return {"env_vars": env, "worker_process_setup_hook": "polya.rl.ray_logging.quiet_ray_worker"}
+
     def __enter__(self) -> "RayCluster":
         import ray
 
@@ -158,7 +164,7 @@ class RayCluster:
             return self
         if self.config.ray_address:
             try:
-                ray.init(address=self.config.ray_address, runtime_env={"env_vars": env}, log_to_driver=True)
+                ray.init(address=self.config.ray_address, runtime_env=self._runtime_env(env), log_to_driver=True)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"ray_address {self.config.ray_address!r}: cannot connect to the Ray cluster: {exc}") from None
         else:
@@ -170,9 +176,11 @@ class RayCluster:
                 num_gpus=torch.cuda.device_count(),
                 include_dashboard=False,
                 log_to_driver=True,
-                runtime_env={"env_vars": env},
+                runtime_env=self._runtime_env(env),
                 configure_logging=False,
             )
+            # Ray's GCS, raylet and agents are this process's descendants: they end with it, SIGKILL included.
+            reap_descendants_on_exit()
         self.started_here = True
         return self
 

@@ -12,7 +12,6 @@ import contextlib
 import importlib.metadata
 import logging
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Iterator
 import httpx
 
 from polya.core.errors import ServerError
-from polya.core.processes import stop_process, wait_for_http
+from polya.core.processes import free_port, start_owned, stop_process, wait_for_http
 from polya.models import EMBEDDED_MODEL, resolve_model
 from polya.serving.config import ServerConfig
 
@@ -47,13 +46,6 @@ class Endpoint:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _on_cpu() -> bool:
@@ -121,9 +113,8 @@ class VLLMServer:
         log.write(("\n$ " + " ".join(cmd) + "\n").encode())
         log.flush()
         logger.info("starting vLLM server on port %s (log: %s)", self.port, self.log_path)
-        self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+        # Its own session, and a reaper that stops it when polya ends, SIGKILL included: never an orphan.
+        self.process = start_owned(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         log.close()
         try:
             self._wait_healthy()
