@@ -172,7 +172,7 @@ class BenchmarkIndex:
         self.texts: list[str] = []
         self.counts: dict[str, int] = {}
         self.near_misses: dict[int, int] = {n: 0 for n in settings.ngrams}
-        """n -> (training, benchmark) pairs looked up so far that share n-grams of size n, too few to match."""
+        """n -> (training, benchmark) pairs looked up so far that share n-grams of size n but do not match (too small a share)."""
         self._position: dict[tuple[str, str], int] = {}
         self._grams: dict[int, dict[str, list[int]]] = {n: defaultdict(list) for n in settings.ngrams}
         self._gram_counts: dict[int, list[int]] = {n: [] for n in settings.ngrams}
@@ -223,10 +223,9 @@ class BenchmarkIndex:
             shared = {n: len(grams) for n, grams in sorted(hits[index].items()) if grams}
             share = {n: round(count / max(1, min(own[n], self._gram_counts[n][index])), 4) for n, count in shared.items()}
             sizes = [n for n in shared if share[n] >= settings.ngrams[n]]
-            for n in shared:
-                if n not in sizes:
-                    self.near_misses[n] += 1
             if not sizes and index not in exact:
+                for n in shared:
+                    self.near_misses[n] += 1
                 continue
             entry = self.entries[index]
             out.append(

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from polya.core.config import StageConfig, packaged_yaml
 from polya.core.layout import RunLayout
 from polya.eval.config import EvalConfig
+from polya.experiment.decontaminate import DecontaminateConfig
 from polya.experiment.arms import (
     DEFAULT_ARMS,
     check_arms,
@@ -33,10 +34,13 @@ from polya.rl.config import RlConfig
 from polya.select.config import SelectConfig
 from polya.sft.config import SftConfig
 
-STAGES = ("generate", "select", "sft", "rl", "eval")
+STAGES = ("decontaminate", "generate", "select", "sft", "rl", "eval")
 """Every stage of ``polya run``, in pipeline order."""
 
 CPU_DEMO: dict[str, Any] = {
+    # The synthetic training and eval problems come from the same templates, so every training
+    # question matches a benchmark question; the demo flags them (the report lists them) and keeps them.
+    "decontaminate": {"action": "flag"},
     "generate": {
         "data": {"source": "synthetic", "synthetic": {"count": 8, "difficulties": [1]}},
         "sampling": {"max_tokens": 192},
@@ -86,6 +90,10 @@ class RunConfig(StageConfig):
         default_factory=lambda: list(DEFAULT_ARMS),
         description="Arms to build and compare: base, rl, <dataset>_sft, <dataset>_sft_rl with <dataset> one of the select datasets (polya_sft = Pólya-SFT, star_sft = STaR, polya_sft_rl = Pólya-SFT + RL).",
     )
+    decontaminate: DecontaminateConfig = Field(
+        default_factory=DecontaminateConfig,
+        description="Settings of the decontaminate stage, run before generate (its data and benchmarks are the run's generate.data and eval.benchmarks).",
+    )
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Settings of the generate stage.")
     select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (the SFT datasets).")
     sft: SftConfig = Field(default_factory=SftConfig, description="Settings of the sft stage, used for every <dataset>_sft arm (dataset, model and output are set per arm).")
@@ -110,10 +118,13 @@ class RunConfig(StageConfig):
     @model_validator(mode="after")
     def _share_run_dir_and_model(self) -> "RunConfig":
         # Every stage writes into the run's directory and starts from the run's model.
-        for section in (self.generate, self.select, self.sft, self.rl, self.eval):
+        for section in (self.decontaminate, self.generate, self.select, self.sft, self.rl, self.eval):
             if section.run_dir != self.run_dir:
                 object.__setattr__(section, "run_dir", self.run_dir)
         object.__setattr__(self.generate.server, "model", self.model)
+        # Decontamination compares the questions generate reads with the benchmarks eval asks.
+        object.__setattr__(self.decontaminate, "data", self.generate.data)
+        object.__setattr__(self.decontaminate, "benchmarks", self.eval.benchmarks)
         missing = [name for name in self.sft_datasets() if name not in self.select.datasets]
         if missing:
             raise ValueError(

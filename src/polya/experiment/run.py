@@ -1,10 +1,10 @@
 """``polya run``: the experiment end to end, stage by stage, resumable.
 
-generate -> select -> sft (one model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) ->
-eval (every arm) -> the comparison report. Each stage is skipped when the run manifest says it
-finished with the same settings and its artifacts are intact, or resumes what it had finished:
-generate skips stored requests, sft and rl resume from their last checkpoint, eval skips the
-finished (arm, benchmark) parts.
+decontaminate (the training questions against eval's benchmarks) -> generate -> select -> sft (one
+model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) -> eval (every arm) -> the comparison
+report. Each stage is skipped when the run manifest says it finished with the same settings and
+its artifacts are intact, or resumes what it had finished: generate skips stored requests, sft and
+rl resume from their last checkpoint, eval skips the finished (arm, benchmark) parts.
 """
 
 from __future__ import annotations
@@ -67,10 +67,17 @@ def run(config: RunConfig) -> RunOutputs:
                         logger.warning("arm %s is left out: %s", arm, reason)
             if outputs.skipped:
                 config = config.without_arms(list(outputs.skipped))
-        if stage == "generate":
+        if stage == "decontaminate":
+            from polya.experiment.decontaminate import run as run_decontaminate
+
+            if _skip(manifest, stage, config.decontaminate.identity(), outputs):
+                continue
+            outputs.stages[stage] = run_decontaminate(config.decontaminate).summary
+        elif stage == "generate":
+            from polya.generate.stage import manifest_config as generate_manifest
             from polya.generate.stage import run as run_generate
 
-            if _skip(manifest, stage, config.generate.model_dump(mode="json"), outputs):
+            if _skip(manifest, stage, generate_manifest(config.generate), outputs):
                 continue
             outputs.stages[stage] = run_generate(config.generate).summary
         elif stage == "select":
