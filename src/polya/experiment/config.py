@@ -38,8 +38,9 @@ STAGES = ("decontaminate", "generate", "select", "sft", "rl", "eval")
 """Every stage of ``polya run``, in pipeline order."""
 
 CPU_DEMO: dict[str, Any] = {
-    # The synthetic training and eval problems come from the same templates, so every training
-    # question matches a benchmark question; the demo flags them (the report lists them) and keeps them.
+    # The synthetic training and eval problems come from the same templates: half of the 8 demo
+    # questions match a synthetic eval question (same wording, other numbers). Dropping them would
+    # halve a demo whose small model solves few questions; it flags them (the report lists them).
     "decontaminate": {"action": "flag"},
     "generate": {
         "data": {"source": "synthetic", "synthetic": {"count": 8, "difficulties": [1]}},
