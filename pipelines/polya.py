@@ -1,4 +1,4 @@
-"""The Pólya pipeline: data -> generate -> select -> SFT per dataset -> GRPO per start -> eval per arm -> report.
+"""The Pólya pipeline: data -> decontaminate -> generate -> select -> SFT per dataset -> GRPO per start -> eval per arm -> report.
 
 The arms are those of ``polya run`` (``polya.experiment.arms``: base, rl, <dataset>_sft,
 <dataset>_sft_rl, with polya@<n> and distill datasets), so the cluster report names its rows the
@@ -34,6 +34,7 @@ def _set(**values: Any) -> dict[str, Any]:
 def build_pipeline(build: PipelineBuildConfig) -> Any:
     """The Pólya pipeline compiled for ``build``."""
     data_op, generate_op, select_op = load_component("data"), load_component("generate"), load_component("select")
+    decontaminate_op = load_component("decontaminate")
     sft_op, rl_op, eval_op, report_op = load_component("sft"), load_component("rl"), load_component("eval"), load_component("report")
     ckpt = checkpoint_root(build)
     sft_target, rl_target = cluster_target(build, "sft"), cluster_target(build, "rl")
@@ -44,7 +45,7 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
     datasets = sft_datasets(build.arms)
     student_datasets = [d for d in datasets if d != DISTILL]
 
-    @dsl.pipeline(name=build.name, description="Pólya mid-training before RL: generate, verify, select, SFT, GRPO, evaluate (arXiv 2605.08472).")
+    @dsl.pipeline(name=build.name, description="Pólya mid-training before RL: decontaminate, generate, verify, select, SFT, GRPO, evaluate (arXiv 2605.08472).")
     def polya_pipeline(
         model: str = EMBEDDED_MODEL,
         teacher_model: str = EMBEDDED_MODEL,
@@ -60,7 +61,9 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         rl_group_size: int = 16,
         rl_max_steps: Optional[int] = None,
         benchmarks: Optional[str] = None,
+        decontaminate_action: str = "drop",
         data_config: str = "",
+        decontaminate_config: str = "",
         generate_config: str = "",
         select_config: str = "",
         sft_config: str = "",
@@ -83,8 +86,10 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
             sft_learning_rate: SFT peak learning rate (unset: the config's).
             rl_group_size: GRPO group size (samples per prompt).
             rl_max_steps: RL steps (unset: the config's).
-            benchmarks: Comma-separated eval benchmarks (unset: the eval config's).
+            benchmarks: Comma-separated eval benchmarks (unset: the eval config's); the training questions are decontaminated against them.
+            decontaminate_action: drop (leave training questions that overlap a benchmark out of generation) or flag (only report them).
             data_config: Other DataConfig settings (YAML/JSON).
+            decontaminate_config: Other DecontaminateConfig settings, e.g. {ngrams: [13], mask_numbers: false} (YAML/JSON).
             generate_config: Other GenerateConfig settings (YAML/JSON).
             select_config: Other SelectConfig settings (YAML/JSON).
             sft_config: Other SftConfig settings, e.g. {deepspeed: zero3} (YAML/JSON).
@@ -94,28 +99,34 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         data_task = data_op(config_yaml=data_config, source=data_source, limit=data_limit).set_display_name("data")
         place(data_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "2Gi"}))
 
+        decon_task = decontaminate_op(
+            questions=data_task.outputs["questions"], config_yaml=decontaminate_config, eval_config_yaml=eval_config, benchmarks=benchmarks,
+            action=decontaminate_action,
+        ).set_display_name("decontaminate")
+        place(decon_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "4Gi"}))
+
         gen_task = generate_op(
-            questions=data_task.outputs["questions"], config_yaml=generate_config, model=model, heuristics=heuristics,
+            questions=decon_task.outputs["clean"], config_yaml=generate_config, model=model, heuristics=heuristics,
             rounds=rounds, samples=samples, token_budget=token_budget, **_set(endpoint=endpoint, verifier_endpoint=verifier),
         ).set_display_name("generate")
         place(gen_task, build, "vllm", build.generate, gpus=0 if endpoint else build.generate.gpus)
 
         select_task = select_op(
             generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(student_datasets or ["polya"]),
-            n_per_question=n_per_question, **_set(verifier_endpoint=verifier),
+            n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
         ).set_display_name("select")
         place(select_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
         datasets_of = {d: select_task.outputs["datasets"] for d in student_datasets}
         if DISTILL in datasets:
             teacher_task = generate_op(
-                questions=data_task.outputs["questions"], config_yaml=generate_config, model=teacher_model, heuristics=heuristics,
+                questions=decon_task.outputs["clean"], config_yaml=generate_config, model=teacher_model, heuristics=heuristics,
                 rounds=rounds, samples=samples, token_budget=token_budget,
                 **_set(endpoint=build.teacher_endpoint, verifier_endpoint=verifier),
             ).set_display_name("generate-teacher")
             place(teacher_task, build, "vllm", build.generate, gpus=0 if build.teacher_endpoint else build.generate.gpus)
             teacher_select = select_op(
                 generations=teacher_task.outputs["generations"], config_yaml=select_config, dataset_names=DISTILL,
-                n_per_question=n_per_question, **_set(verifier_endpoint=verifier),
+                n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
             ).set_display_name("select-teacher")
             place(teacher_select, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
             datasets_of[DISTILL] = teacher_select.outputs["datasets"]

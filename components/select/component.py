@@ -18,6 +18,7 @@ def select(
     dataset_names: Optional[str] = None,
     n_per_question: Optional[int] = None,
     verifier_endpoint: Optional[str] = None,
+    decontamination: Optional[Input[Dataset]] = None,
 ):
     """Build D_Pólya and the baseline datasets from a generations artifact.
 
@@ -29,6 +30,7 @@ def select(
         dataset_names: Comma-separated SFT datasets to build (polya, star, wrong_answer, breadth, depth).
         n_per_question: The paper's n.
         verifier_endpoint: Verifier service URL for reverify; unset: in-process.
+        decontamination: Output of the decontaminate component (optional): the dataset cards say what it removed.
     """
     import logging
 
@@ -37,6 +39,6 @@ def select(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     built = select_step(config_yaml, generations.path, datasets.path, datasets=dataset_names, n_per_question=n_per_question,
-                        verifier_endpoint=verifier_endpoint)
+                        verifier_endpoint=verifier_endpoint, decontamination_dir=decontamination.path if decontamination else None)
     log_metrics(metrics, {name: {"examples": d["examples"], "questions": d["questions"]} for name, d in built.items()})
     datasets.metadata.update({name: d["examples"] for name, d in built.items()})

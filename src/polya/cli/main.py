@@ -22,6 +22,7 @@ from polya.core.errors import PolyaError
 from polya.core.processes import reap_descendants_on_exit
 from polya.eval.config import EvalConfig
 from polya.experiment.config import RunConfig
+from polya.experiment.decontaminate import DecontaminateConfig
 from polya.generate.config import GenerateConfig
 from polya.rl.config import RlConfig
 from polya.select.config import SelectConfig
@@ -50,12 +51,35 @@ def _setup_logging(level: str) -> None:
 def cli(log_level: str) -> None:
     """polya: mid-training on self-generated Pólya-heuristic solutions before RL.
 
-    Stages: generate -> verify -> select -> sft -> rl -> eval; `polya run` chains the built ones.
+    Stages: decontaminate -> generate -> verify -> select -> sft -> rl -> eval; `polya run` chains the built ones.
     Every stage takes --config FILE, --set key=value and one option per setting.
     """
     _setup_logging(log_level)
     # Whatever this command starts (servers, judges, Ray, sandboxes) ends with it, even on SIGKILL.
     reap_descendants_on_exit()
+
+
+@cli.command()
+@config_options(DecontaminateConfig)
+def decontaminate(**kwargs: Any) -> None:
+    """Find the training questions that overlap the evaluation benchmarks; drop them before generation, or flag them.
+
+    Compares the questions of --data.* (the same settings as `polya generate`) with every question of
+    --benchmarks (as `polya eval` reads them) by word n-gram overlap (--ngrams: size -> least shared
+    share; default one shared 13-gram, or 8-grams making up a quarter; --mask-numbers counts every
+    number as the same word) and normalised exact match (--exact). Writes
+    <run_dir>/decontaminate/report.json and report.md listing every match. With --action drop (the
+    default) `polya generate` in the same run directory leaves the contaminated questions out;
+    --action flag only lists them. The select stage's dataset cards say what was removed.
+    """
+    config, only_print = resolve_config(DecontaminateConfig, kwargs)
+    if only_print:
+        return print_config(config)
+    from polya.experiment.decontaminate import run as run_decontaminate
+
+    out = run_decontaminate(config)
+    click.echo(json.dumps({**out.summary, "report": out.report_uri}))
+    click.echo(out.report.summary())
 
 
 @cli.command()
@@ -100,8 +124,10 @@ def serve_model(log_dir: str, **kwargs: Any) -> None:
 def run(**kwargs: Any) -> None:
     """Run the experiment end to end in one run directory (resumable, stage by stage).
 
-    generate -> select -> sft -> rl -> eval for the --arms (default: base, polya_sft, rl,
-    polya_sft_rl), ending with the comparison report in <run_dir>/eval/report.md. With no options
+    decontaminate -> generate -> select -> sft -> rl -> eval for the --arms (default: base, polya_sft,
+    rl, polya_sft_rl), ending with the comparison report in <run_dir>/eval/report.md. decontaminate
+    compares the training questions with eval's benchmarks first (cpu-demo flags them, since its
+    synthetic train and eval problems share templates; otherwise they are dropped). With no options
     this runs the cpu-demo preset: the embedded SmolLM2-135M model on offline synthetic questions
     with budgets for a CPU box; --preset paper gives the paper's settings for GPU clusters. Run it
     again to resume: finished stages are skipped, unfinished ones continue.
@@ -114,6 +140,12 @@ def run(**kwargs: Any) -> None:
 
     out = run_job(config)
     click.echo(json.dumps({"run_dir": out.run_dir, "stages": list(out.stages)}))
+    decon = out.stages.get("decontaminate")
+    if decon:
+        click.echo(
+            f"decontaminate: {decon.get('contaminated')} of {decon.get('questions')} training questions overlap the benchmarks, "
+            f"{decon.get('removed')} removed (action {decon.get('action')}) -> {out.run_dir}/decontaminate/report.md"
+        )
     gen = out.stages.get("generate")
     if gen:
         click.echo(

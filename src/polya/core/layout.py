@@ -4,6 +4,7 @@ A run directory (a local folder or an ``s3://`` prefix) is shared by every stage
 
     manifest.json                                   the run manifest (polya.core.manifest)
     logs/                                           logs of the servers polya started
+    decontaminate/report.json, report.md            training questions that overlap the benchmarks, and what was done
     generate/config.json, questions.jsonl, summary.json
     generate/generations/round-NN/part-*.jsonl      one record per sample
     select/report.json                              every dataset's statistics
@@ -87,6 +88,16 @@ class TrainingLayout:
 
     def checkpoint(self, step: int) -> str:
         return join_uri(self.prefix, f"checkpoint-{step}")
+
+
+@dataclass(frozen=True)
+class DecontaminateLayout:
+    """``decontaminate/`` of a run: ``report.json`` (every match, the ids left out) and ``report.md`` (the same, to read)."""
+
+    root: str = "decontaminate"
+
+    def __post_init__(self) -> None:
+        _derive(self, self.root, {"report": "report.json", "report_md": "report.md"})
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,7 @@ class RunLayout:
     manifest = MANIFEST
     RUN_CONFIG = "run.json"
     """``polya run``'s settings as the run uses them: the run's config and every stage's effective config."""
+    decontaminate = DecontaminateLayout()
     generate = GenerateLayout()
     select = SelectLayout()
     eval = EvalLayout()

@@ -1,6 +1,6 @@
 """What each stage leaves in a run directory, as typed models, each read through one function.
 
-The files are JSON written by the stages (``generate/summary.json``, ``select/report.json``, a
+The files are JSON written by the stages (``decontaminate/report.json``, ``generate/summary.json``, ``select/report.json``, a
 training output's ``summary.json``, ``eval/results.json``) and read by other stages, by
 ``polya run``, by the KFP steps and by people. Their shape is defined here once: a writer builds
 the model and stores ``model.dump()``; a reader calls ``read_*`` and gets the model back (or a
@@ -13,11 +13,11 @@ dicts, read through :func:`iter_generations`, which checks the fields every read
 
 from __future__ import annotations
 
-from typing import Any, Iterator, TypeVar
+from typing import Any, Iterator, Literal, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from polya.core.errors import DataError
+from polya.core.errors import ConfigError, DataError
 from polya.core.layout import RunLayout, TrainingLayout
 from polya.core.store import ArtifactStore
 from polya.core.store.shards import read_shards
@@ -48,6 +48,84 @@ def _read(model: type[O], store: ArtifactStore, path: str) -> O | None:
             f"{store.uri(path)} is not a valid {model.__name__} ({where}: {first.get('msg')}); it was written by another "
             "polya version or edited by hand: run the stage again to rewrite it"
         ) from None
+
+
+# ----- decontaminate ---------------------------------------------------------------------------
+
+
+class ContaminationMatch(StageOutput):
+    """One training question that overlaps one benchmark question."""
+
+    question_id: str
+    question: str
+    benchmark: str
+    benchmark_id: str
+    benchmark_question: str
+    exact: bool = Field(default=False, description="The normalised texts are equal.")
+    ngrams: list[int] = Field(default_factory=list, description="The n-gram sizes whose shared share reached the setting.")
+    shared: dict[str, int] = Field(default_factory=dict, description="n -> distinct n-grams of that size the two share.")
+    share: dict[str, float] = Field(default_factory=dict, description="n -> shared n-grams / the shorter question's n-grams.")
+    spans: list[str] = Field(default_factory=list, description="Shared stretches of the training question (normalised, numbers as <num>), longest first.")
+
+    def reason(self) -> str:
+        """Why the two match, in words: ``exact``, ``13-gram (11 shared, 85%)``, ..."""
+        parts = ["exact"] if self.exact else []
+        parts += [f"{n}-gram ({self.shared[str(n)]} shared, {self.share[str(n)]:.0%})" for n in self.ngrams]
+        return ", ".join(parts)
+
+
+class DecontaminationReport(StageOutput):
+    """``decontaminate/report.json``: the training questions that overlap the benchmarks, and what was done with them."""
+
+    action: Literal["drop", "flag"]
+    settings: dict[str, Any] = Field(description="ngrams, mask_numbers, exact: how questions were compared.")
+    data: dict[str, Any] = Field(description="The data settings whose questions were checked (generate must use the same).")
+    questions: int = Field(description="Training questions checked.")
+    benchmarks: dict[str, int] = Field(description="Benchmark -> its questions checked against.")
+    contaminated: list[str] = Field(description="Ids of the training questions with at least one match.")
+    removed: list[str] = Field(description="Ids left out of generation (the contaminated ones with action drop; none with flag).")
+    per_benchmark: dict[str, int] = Field(default_factory=dict, description="Benchmark -> training questions matching it.")
+    near_misses: dict[str, int] = Field(
+        default_factory=dict, description="n -> question pairs that share n-grams of that size but do not match (too small a share)."
+    )
+    matches: list[ContaminationMatch] = Field(default_factory=list)
+
+    def method(self) -> str:
+        """How questions were compared, in words: ``word n-grams, n = 8, 13; numbers masked; normalised exact match``."""
+        sizes = ", ".join(str(n) for n in self.settings.get("ngrams", {}))
+        how = f"word n-grams, n = {sizes}" + ("; numbers masked" if self.settings.get("mask_numbers") else "")
+        return how + ("; normalised exact match" if self.settings.get("exact") else "")
+
+    def hit(self) -> list[str]:
+        """The benchmarks some training question overlaps."""
+        return [name for name, count in self.per_benchmark.items() if count]
+
+    def summary(self) -> str:
+        """One sentence: how many questions, with which benchmarks, by which test, and what was done."""
+        if not self.contaminated:
+            return f"No training question of {self.questions} overlaps {', '.join(self.benchmarks) or 'no benchmarks'} ({self.method()})."
+        first = f"{len(self.contaminated)} of {self.questions} training questions overlap {', '.join(self.hit())} ({self.method()})"
+        if self.action == "drop":
+            return f"{first}; removed before generation."
+        return f"{first}; flagged and kept (action flag)."
+
+    def removed_for(self, data: Mapping[str, Any]) -> list[str]:
+        """The ids to leave out of the questions ``data`` describes; a report made for other data is an error.
+
+        ``data`` is a ``DataConfig``'s ``identity()``: the decontamination only covers the questions it read.
+        """
+        if dict(data) != self.data:
+            changed = sorted(k for k in set(data) | set(self.data) if data.get(k) != self.data.get(k))
+            raise ConfigError(
+                f"{RunLayout.decontaminate.report} was made for other training questions (data settings that differ: {', '.join(changed)}); "
+                "run `polya decontaminate` with the data settings of generate, or remove the decontaminate/ folder of the run"
+            )
+        return list(self.removed)
+
+
+def read_decontamination_report(store: ArtifactStore) -> DecontaminationReport | None:
+    """The decontaminate stage's report of the run in ``store``, or None when it did not run."""
+    return _read(DecontaminationReport, store, RunLayout.decontaminate.report)
 
 
 # ----- generate --------------------------------------------------------------------------------

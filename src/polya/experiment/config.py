@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from polya.core.config import StageConfig, http_url, mask_secrets, packaged_yaml
 from polya.core.layout import RunLayout
 from polya.eval.config import EvalConfig
+from polya.experiment.decontaminate import DecontaminateConfig
 from polya.experiment.arms import (
     DEFAULT_ARMS,
     check_arms,
@@ -33,12 +34,16 @@ from polya.rl.config import RlConfig
 from polya.select.config import SelectConfig
 from polya.sft.config import SftConfig
 
-STAGES = ("generate", "select", "sft", "rl", "eval")
+STAGES = ("decontaminate", "generate", "select", "sft", "rl", "eval")
 DISTILL = "distill"
 """The select dataset of the teacher's solutions (the ``distill_sft`` arms)."""
 """Every stage of ``polya run``, in pipeline order."""
 
 CPU_DEMO: dict[str, Any] = {
+    # The synthetic training and eval problems come from the same templates: half of the 8 demo
+    # questions match a synthetic eval question (same wording, other numbers). Dropping them would
+    # halve a demo whose small model solves few questions; it flags them (the report lists them).
+    "decontaminate": {"action": "flag"},
     "generate": {
         "data": {"source": "synthetic", "synthetic": {"count": 8, "difficulties": [1]}},
         "sampling": {"max_tokens": 192},
@@ -115,6 +120,10 @@ class RunConfig(StageConfig):
         ),
     )
     distill: DistillConfig = Field(default_factory=DistillConfig, description="The teacher of the distill_sft / distill_sft_rl arms.")
+    decontaminate: DecontaminateConfig = Field(
+        default_factory=DecontaminateConfig,
+        description="Settings of the decontaminate stage, run before generate (its data and benchmarks are the run's generate.data and eval.benchmarks).",
+    )
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Settings of the generate stage.")
     select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (the SFT datasets).")
     sft: SftConfig = Field(default_factory=SftConfig, description="Settings of the sft stage, used for every <dataset>_sft arm (dataset, model and output are set per arm).")
@@ -139,7 +148,7 @@ class RunConfig(StageConfig):
     @model_validator(mode="after")
     def _share_run_dir_and_model(self) -> "RunConfig":
         # Every stage writes into the run's directory and starts from the run's model.
-        for section in (self.generate, self.select, self.sft, self.rl, self.eval):
+        for section in (self.decontaminate, self.generate, self.select, self.sft, self.rl, self.eval):
             if section.run_dir != self.run_dir:
                 object.__setattr__(section, "run_dir", self.run_dir)
         # What is printed is what runs: each section shows the model it will use (sft and rl start
@@ -148,6 +157,9 @@ class RunConfig(StageConfig):
         object.__setattr__(self.sft, "model", self.model)
         object.__setattr__(self.rl, "model", self.model)
         object.__setattr__(self.eval, "arms", {name: self.model_of(name) for name in self.arms})
+        # Decontamination compares the questions generate reads with the benchmarks eval asks.
+        object.__setattr__(self.decontaminate, "data", self.generate.data)
+        object.__setattr__(self.decontaminate, "benchmarks", self.eval.benchmarks)
         # The select stage builds every dataset an arm trains on (distill: the teacher's select, in distill/).
         wanted = [name for name in self.sft_datasets() if name != DISTILL and name not in self.select.datasets]
         if wanted:
@@ -205,6 +217,8 @@ class RunConfig(StageConfig):
     def stage_configs(self) -> dict[str, StageConfig]:
         """Every stage run of this experiment, by its manifest name, with the settings it will run with."""
         out: dict[str, StageConfig] = {}
+        if "decontaminate" in self.stages:
+            out["decontaminate"] = self.decontaminate
         if "generate" in self.stages:
             if self.uses_distill():
                 out["distill/generate"] = self.distill_generate_config()

@@ -1,12 +1,12 @@
 """``polya run``: the experiment end to end, stage by stage, resumable.
 
-generate -> select -> sft (one model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) ->
-eval (every arm) -> the comparison report. With a ``distill_*`` arm, generate and select also
-run for the teacher model in ``<run_dir>/distill/`` (its own manifest), whose ``distill``
-dataset that arm trains on. Each stage is skipped when the run manifest says it
-finished with the same settings and its artifacts are intact, or resumes what it had finished:
-generate skips stored requests, sft and rl resume from their last checkpoint, eval skips the
-finished (arm, benchmark) parts.
+decontaminate (the training questions against eval's benchmarks) -> generate -> select -> sft (one
+model per ``<dataset>_sft`` arm) -> rl (one per ``*rl`` arm) -> eval (every arm) -> the comparison
+report. With a ``distill_*`` arm, generate and select also run for the teacher model in
+``<run_dir>/distill/`` (its own manifest), whose ``distill`` dataset that arm trains on. Each stage
+is skipped when the run manifest says it finished with the same settings and its artifacts are
+intact, or resumes what it had finished: generate skips stored requests, sft and rl resume from
+their last checkpoint, eval skips the finished (arm, benchmark) parts.
 """
 
 from __future__ import annotations
@@ -58,11 +58,19 @@ def empty_datasets(config: RunConfig) -> dict[str, str]:
 def _run_stage(stage: str, name: str, stage_config: Any, outputs: RunOutputs) -> dict[str, Any]:
     """Run (or skip, when its manifest says it is done with these settings) one stage run ``name``."""
     prefix = name[: -len(stage)] if name.endswith(f"/{stage}") else ""  # "distill/": the teacher's run
+    if stage == "decontaminate":
+        from polya.experiment.decontaminate import run as run_decontaminate
+
+        manifest = RunManifest.load_or_create(open_store(stage_config.run_dir))
+        if _skip(manifest, stage, stage_config.identity(), outputs):
+            return {}
+        return {name: run_decontaminate(stage_config).summary}
     if stage == "generate":
+        from polya.generate.stage import manifest_config as generate_manifest
         from polya.generate.stage import run as run_generate
 
         manifest = RunManifest.load_or_create(open_store(stage_config.run_dir))
-        if _skip(manifest, stage, stage_config.model_dump(mode="json"), outputs, prefix):
+        if _skip(manifest, stage, generate_manifest(stage_config), outputs, prefix):
             return {}
         return {name: run_generate(stage_config).summary}
     if stage == "select":

@@ -9,6 +9,10 @@ Layout under ``<run_dir>/generate/`` (:class:`polya.core.layout.GenerateLayout`)
     generations/round-01/part-*.jsonl records, streamed as atomic shards while generating
     summary.json                      per-round and per-heuristic counts, tokens, throughput
 
+The questions are those of ``data``, less the ones the run's decontaminate stage removed
+(``decontaminate/report.json`` with ``action: drop``); the removed ids are part of the stage's
+identity, so generations are never mixed across two different question sets.
+
 Round 1 asks for ``bootstrap.samples`` solutions of every (question, heuristic) pair. Each answer
 is checked with math-verify as it arrives; round r+1 retries, with more samples, the pairs that
 have no correct solution yet. Running the stage again resumes: requests whose records are
@@ -27,11 +31,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from polya.core.digest import seed_from
+from polya.core.digest import digest, seed_from
 from polya.core.errors import ConfigError
 from polya.core.layout import RunLayout
 from polya.core.manifest import record_stage
-from polya.core.outputs import GenerateSummary, iter_generations
+from polya.core.outputs import GenerateSummary, iter_generations, read_decontamination_report
 from polya.core.store import open_store
 from polya.core.store.shards import ShardWriter
 from polya.data.loader import load_questions
@@ -88,6 +92,29 @@ def request_seed(base_seed: int, question_id: str, heuristic: str, round_index: 
     return seed_from(base_seed, question_id, heuristic, round_index)
 
 
+def excluded_questions(config: GenerateConfig) -> list[str]:
+    """Ids of the questions the run's decontamination removed (``action: drop``), sorted; none when it did not run.
+
+    A decontamination report made for other data settings than ``config.data`` is an error: it
+    does not cover these questions.
+    """
+    report = read_decontamination_report(open_store(config.run_dir))
+    return sorted(report.removed_for(config.data.identity())) if report is not None else []
+
+
+def manifest_config(config: GenerateConfig, excluded: list[str] | None = None) -> dict[str, Any]:
+    """What the manifest records for the stage: the settings and, when questions were removed, a digest of their ids.
+
+    ``polya run`` skips the stage when this is unchanged and the outputs are intact, so another
+    decontamination result makes it run again (and refuse to mix question sets).
+    """
+    excluded = excluded_questions(config) if excluded is None else excluded
+    out = config.model_dump(mode="json")
+    if excluded:
+        out["inputs"] = {"excluded_questions": digest(excluded)}
+    return out
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
@@ -110,6 +137,7 @@ class GenerationStage:
         self.heuristics: list[Heuristic] = self.catalog.select(config.heuristics)
         self.progress = _Progress()
         self._writer: ShardWriter | None = None
+        self.excluded = excluded_questions(config)
 
     def _round_writer(self, round_index: int) -> ShardWriter:
         cfg = self.config
@@ -121,9 +149,12 @@ class GenerationStage:
 
     # ----- setup and resume -------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """The config's identity plus the catalog's content digest (an edited catalog means other prompts)."""
+        """The config's identity plus the catalog's content digest (an edited catalog means other prompts)
+        and, when the decontamination removed questions, a digest of their ids."""
         identity = self.config.identity()
         identity["catalog_digest"] = self.catalog.digest()
+        if self.excluded:
+            identity["excluded_questions"] = digest(self.excluded)
         return identity
 
     def _check_identity(self) -> None:
@@ -133,9 +164,13 @@ class GenerationStage:
             current = _flatten(identity)
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             if changed:
+                why = (
+                    " (the decontamination removed other questions than when they were made: see decontaminate/report.md)"
+                    if "excluded_questions" in changed else ""
+                )
                 raise ConfigError(
                     f"{self.layout.uri(STAGE)} already holds generations made with other settings "
-                    f"(changed: {', '.join(changed)}). Use a new run_dir, or restore those settings to resume."
+                    f"(changed: {', '.join(changed)}){why}. Use a new run_dir, or restore those settings to resume."
                 )
         else:
             self.store.write_json(self.paths.config, {"identity": identity, "config": self.config.model_dump(mode="json")})
@@ -148,8 +183,19 @@ class GenerationStage:
             raise ConfigError(f"data source {self.config.data.source!r} gave no questions (data.source, data.limit)")
         if qset.skipped:
             logger.warning("skipped %s malformed rows of %s: %s", qset.skipped, qset.source, "; ".join(qset.errors[:3]))
-        self.store.write_jsonl(self.paths.questions, (r.model_dump(mode="json") for r in qset.records))
-        return qset.records
+        records = qset.records
+        if self.excluded:
+            removed = set(self.excluded)
+            records = [r for r in records if r.id not in removed]
+            report = self.layout.uri(RunLayout.decontaminate.report_md)
+            logger.info("left out %s of %s questions as contaminated (%s)", len(qset.records) - len(records), len(qset.records), report)
+            if not records:
+                raise ConfigError(
+                    f"every question of {self.config.data.source!r} overlaps a benchmark and was removed ({report}); "
+                    "use other data, or decontaminate with action flag to keep them"
+                )
+        self.store.write_jsonl(self.paths.questions, (r.model_dump(mode="json") for r in records))
+        return records
 
     def _load_existing(self) -> None:
         for rec in iter_generations(self.store, check=False):
@@ -361,6 +407,7 @@ class GenerationStage:
             per_heuristic=per_heuristic,
             finish_reasons=finish,
             token_budget_exhausted=self.progress.budget_exhausted,
+            excluded_questions=len(self.excluded),
             this_invocation={
                 "elapsed_s": round(elapsed_s, 2),
                 "new_completion_tokens": self.progress.new_tokens,
@@ -379,7 +426,7 @@ class GenerationStage:
 
             start_http_server(cfg.metrics_port)
         started = time.monotonic()
-        with record_stage(self.store, STAGE, cfg.model_dump(mode="json")) as record:
+        with record_stage(self.store, STAGE, manifest_config(cfg, self.excluded)) as record:
             try:
                 if self._work_left(questions):
                     cfg.check_verifier()  # an unreachable verifier fails here, before a model server starts

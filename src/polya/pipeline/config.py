@@ -34,7 +34,7 @@ class ImagesConfig(StageConfig):
 
     registry: str = Field(default="", description="Registry prefix put before every image name (e.g. ghcr.io/acme/); empty: the local names that kind loads.")
     tag: str = Field(default=IMAGE_TAG, description="Tag of every image.")
-    cpu: str = Field(default="polya/cpu", description="Image of the CPU tasks (data, select, report) and of the whole pipeline on kind.")
+    cpu: str = Field(default="polya/cpu", description="Image of the CPU tasks (data, decontaminate, select, report) and of the whole pipeline on kind.")
     trainer: str = Field(default="polya/trainer", description="Image of the GPU training tasks and jobs (SFT, RL, eval): torch, DeepSpeed, TRL, Ray, vLLM.")
     vllm: str = Field(default="polya/vllm-server", description="Image of the generate task when it starts vLLM inside its own pod.")
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent", description="imagePullPolicy of the tasks and jobs (kind: IfNotPresent uses the loaded images).")

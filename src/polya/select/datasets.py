@@ -22,6 +22,8 @@ import tempfile
 from collections import Counter
 from typing import Any, Iterable, Literal
 
+from polya.core.layout import RunLayout
+from polya.core.outputs import DecontaminationReport
 from polya.core.store import ArtifactStore
 from polya.heuristics import HeuristicCatalog, build_messages
 from polya.select.rules import Candidate, DatasetSelection, describe_dataset
@@ -169,6 +171,35 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def decontamination_note(report: DecontaminationReport | None, questions: Iterable[str] = ()) -> str:
+    """What the card says about decontamination: what was removed (or flagged) and against which benchmarks.
+
+    ``questions`` are the dataset's question ids: with ``action: flag`` the note counts how many of
+    them are among the flagged ones.
+    """
+    if report is None:
+        return (
+            "The training questions were not checked against the evaluation benchmarks (run `polya decontaminate`, or keep "
+            "the decontaminate stage in `polya run`)."
+        )
+    where = f"see `{RunLayout.decontaminate.report_md}`"
+    checked = ", ".join(f"{name} ({count} questions)" for name, count in report.benchmarks.items())
+    if not report.contaminated:
+        return f"All {report.questions} training questions were checked against {checked} ({report.method()}): none overlaps them."
+    hit = ", ".join(report.hit())
+    if report.action == "drop":
+        ids = ", ".join(f"`{i}`" for i in report.removed[:20]) + (", ..." if len(report.removed) > 20 else "")
+        return (
+            f"{len(report.removed)} training questions removed as contaminated with {hit} ({report.method()}) before generation, "
+            f"out of {report.questions} checked against {checked}; {where}. Removed: {ids}."
+        )
+    flagged = set(report.contaminated) & set(questions)
+    return (
+        f"{len(report.contaminated)} training questions overlap {hit} ({report.method()}) and were kept (action flag): "
+        f"{len(flagged)} of this dataset's questions are among them; {where}."
+    )
+
+
 def render_card(
     dataset: str,
     stats: dict[str, Any],
@@ -177,6 +208,7 @@ def render_card(
     source: dict[str, Any],
     data_file: str,
     example: dict[str, Any] | None,
+    decontamination: str | None = None,
 ) -> str:
     """The Markdown dataset card of one dataset (Hugging Face card front matter, then the statistics)."""
     lines = [
@@ -212,6 +244,8 @@ def render_card(
         ]
     for note in stats.get("notes") or []:
         lines += [f"> Note: {note}.", ""]
+    if decontamination:
+        lines += ["## Decontamination", "", decontamination, ""]
     lines += ["## Settings", "", _table(("setting", "value"), ((f"`{k}`", f"`{_setting(v)}`") for k, v in settings.items())), ""]
     if stats["per_heuristic"]:
         lines += ["## Examples per heuristic", "", _table(("heuristic", "examples"), stats["per_heuristic"].items()), ""]

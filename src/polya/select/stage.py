@@ -32,7 +32,7 @@ from polya.core.digest import short_digest
 from polya.core.errors import ConfigError, DataError
 from polya.core.layout import RunLayout, SelectLayout
 from polya.core.manifest import RunManifest
-from polya.core.outputs import DatasetReport, SelectReport, iter_generations
+from polya.core.outputs import DatasetReport, SelectReport, iter_generations, read_decontamination_report
 from polya.core.store import open_store
 from polya.core.store.shards import ShardWriter, read_shards, shard_paths
 from polya.heuristics import HeuristicCatalog
@@ -41,6 +41,7 @@ from polya.select import rules
 from polya.select.config import SelectConfig, dataset_rule
 from polya.select.datasets import (
     dataset_statistics,
+    decontamination_note,
     example_row,
     render_card,
     score_summary,
@@ -86,9 +87,13 @@ def manifest_config(config: SelectConfig) -> dict[str, Any]:
     """What the manifest records for the stage: the settings (secrets masked) and a digest of its input.
 
     ``polya run`` skips the stage when this is unchanged and the outputs are intact, so new
-    generations make it run again.
+    generations (or a new decontamination report, which the cards describe) make it run again.
     """
-    return {**mask_secrets(config.model_dump(mode="json")), "inputs": {"generations": generations_digest(config.run_dir)}}
+    inputs = {"generations": generations_digest(config.run_dir)}
+    store = open_store(config.run_dir)
+    if store.exists(RunLayout.decontaminate.report):
+        inputs["decontamination"] = store.sha256(RunLayout.decontaminate.report)
+    return {**mask_secrets(config.model_dump(mode="json")), "inputs": inputs}
 
 
 class SelectionStage:
@@ -102,6 +107,7 @@ class SelectionStage:
         self.catalog = self._catalog()
         self.selected = {h.id for h in self.catalog.select(config.heuristics)}
         self.heuristic_rank = {h.id: i for i, h in enumerate(self.catalog)}
+        self.decontamination = read_decontamination_report(self.store)
 
     # ----- inputs -----------------------------------------------------------------------------
     def _generate_config(self) -> dict[str, Any]:
@@ -338,7 +344,8 @@ class SelectionStage:
             keys.setdefault(c.question_id, []).append(c.id)
         diversity = summarize_diversity(groups, cfg.diversity.ngram_max, cfg.diversity.max_overall, keys).as_dict()
         data_file = data_path.rsplit("/", 1)[-1]
-        card = render_card(name, stats, diversity, self.settings_for_card(name), source, data_file, rows[0] if rows else None)
+        note = decontamination_note(self.decontamination, {c.question_id for c in selection.examples})
+        card = render_card(name, stats, diversity, self.settings_for_card(name), source, data_file, rows[0] if rows else None, note)
         self.store.write_text(card_path, card)
         if not rows:
             logger.warning("dataset %s is empty: wrote an empty %s and a card that says why", name, self.store.uri(data_path))
@@ -388,6 +395,16 @@ class SelectionStage:
         )
         return SelectOutputs(cfg.run_dir, self.layout.uri(self.paths.root), outputs, report.dump(), summary)
 
+    def _decontamination_summary(self) -> dict[str, Any] | None:
+        report = self.decontamination
+        if report is None:
+            return None
+        return {
+            "report": RunLayout.decontaminate.report, "action": report.action, "checked": report.questions,
+            "benchmarks": report.per_benchmark, "contaminated": len(report.contaminated), "removed": report.removed,
+            "summary": report.summary(),
+        }
+
     def report(
         self, records: list[dict[str, Any]], order: dict[str, int], scorer_summary: dict[str, Any],
         reverified: dict[str, Any] | None, datasets: dict[str, DatasetReport], source: dict[str, Any],
@@ -415,6 +432,7 @@ class SelectionStage:
                 "model": source["model"],
             },
             reverify=reverified,
+            decontamination=self._decontamination_summary(),
             catalog=self.catalog.source,
             scorer=scorer_summary,
             datasets=datasets,

@@ -59,8 +59,11 @@ def test_run_builds_and_compares_the_arms_then_resumes(vllm_endpoint, tmp_path: 
     )
     out = run_job(config)
 
-    assert list(out.stages) == ["generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"]
+    assert list(out.stages) == ["decontaminate", "generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"]
     assert not out.skipped
+    # cpu-demo flags: the synthetic training and eval problems share templates; nothing is removed.
+    assert out.stages["decontaminate"]["action"] == "flag" and out.stages["decontaminate"]["removed"] == 0
+    assert "## Decontamination" in (run_dir / "select" / "wrong_answer" / "README.md").read_text()
     # The chain: SFT on select/wrong_answer, GRPO from that checkpoint, vLLM serves the result in eval.
     assert (run_dir / "sft" / "wrong_answer" / "final" / "config.json").is_file()
     rl_final = run_dir / "rl" / "wrong_answer_sft" / "final"
@@ -78,7 +81,7 @@ def test_run_builds_and_compares_the_arms_then_resumes(vllm_endpoint, tmp_path: 
     assert "base" in report and "wrong_answer_sft_rl" in report
     assert list((run_dir / "eval" / "plots").glob("*.png"))
     manifest = RunManifest.load_or_create(open_store(str(run_dir)))
-    for stage in ("generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"):
+    for stage in ("decontaminate", "generate", "select", "sft/wrong_answer", "rl/wrong_answer_sft", "eval"):
         assert manifest.stage(stage).status == "done", stage  # type: ignore[union-attr]
     select_attempts = manifest.stage("select").attempts  # type: ignore[union-attr]
 

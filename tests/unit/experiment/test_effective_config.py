@@ -25,11 +25,12 @@ def test_every_stage_shows_the_model_and_run_dir_it_runs_with(preset: str, tmp_p
     config = RunConfig(preset=preset, run_dir=str(tmp_path), model="/models/base-3b", arms=ARMS, distill={"model": "/models/teacher"})
     stages = config.stage_configs()
     assert set(stages) == {
-        "distill/generate", "generate", "distill/select", "select", "sft/distill", "sft/polya", "sft/polya@4", "sft/star",
+        "decontaminate", "distill/generate", "generate", "distill/select", "select", "sft/distill", "sft/polya", "sft/polya@4", "sft/star",
         "rl/base", "rl/distill_sft", "rl/polya@4_sft", "rl/polya_sft", "rl/star_sft", "eval",
     }
     assert stages["generate"].server.model == "/models/base-3b"  # type: ignore[attr-defined]
     assert stages["distill/generate"].server.model == "/models/teacher"  # type: ignore[attr-defined]
+    assert stages["decontaminate"].data == stages["generate"].data  # type: ignore[attr-defined]
     for name, stage in stages.items():
         expected_dir = f"{tmp_path}/distill" if name.startswith("distill/") else str(tmp_path)
         assert stage.run_dir == expected_dir, name  # type: ignore[attr-defined]

@@ -65,10 +65,11 @@ def default_ir(tmp_path_factory) -> IR:
 def test_polya_pipeline_tasks_and_edges(default_ir):
     ir = default_ir
     assert set(ir.tasks) == {
-        "data", "generate", "select", "sft-polya", "sft-star", "rl-base", "rl-polya_sft", "rl-star_sft",
+        "data", "decontaminate", "generate", "select", "sft-polya", "sft-star", "rl-base", "rl-polya_sft", "rl-star_sft",
         "eval-base", "eval-rl", "eval-polya_sft", "eval-polya_sft_rl", "eval-star_sft", "eval-star_sft_rl", "report",
     }
-    assert ir.deps("generate") == {"data"} and ir.deps("select") == {"generate"}
+    assert ir.deps("decontaminate") == {"data"} and ir.deps("generate") == {"decontaminate"}
+    assert ir.deps("select") == {"generate", "decontaminate"}
     assert ir.deps("sft-polya") == {"select"} and ir.deps("rl-polya_sft") == {"sft-polya"} and ir.deps("eval-polya_sft_rl") == {"rl-polya_sft"}
     assert ir.deps("eval-polya_sft") == {"sft-polya"} and ir.deps("rl-base") == set() and ir.deps("eval-base") == set()
     assert ir.deps("eval-rl") == {"rl-base"}
@@ -79,6 +80,24 @@ def test_polya_pipeline_tasks_and_edges(default_ir):
     sft_in = ir.task("sft-polya")["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
     assert ir.by_id[sft_in["producerTask"]]["taskInfo"]["name"] == "select" and sft_in["outputArtifactKey"] == "datasets"
     assert ir.param("generate", "model") == "model" and ir.param("rl-polya_sft", "group_size") == "rl_group_size"
+
+
+def test_decontamination_runs_before_generation_on_the_benchmarks_eval_asks(default_ir):
+    ir = default_ir
+    generate_in = ir.task("generate")["inputs"]["artifacts"]["questions"]["taskOutputArtifact"]
+    assert ir.by_id[generate_in["producerTask"]]["taskInfo"]["name"] == "decontaminate" and generate_in["outputArtifactKey"] == "clean"
+    select_in = ir.task("select")["inputs"]["artifacts"]["decontamination"]["taskOutputArtifact"]
+    assert ir.by_id[select_in["producerTask"]]["taskInfo"]["name"] == "decontaminate"  # the cards say what was removed
+    decontaminate_in = ir.task("decontaminate")["inputs"]["artifacts"]["questions"]["taskOutputArtifact"]
+    assert ir.by_id[decontaminate_in["producerTask"]]["taskInfo"]["name"] == "data"
+    # The same benchmarks as every eval task: the run-time parameter and the eval settings.
+    assert ir.param("decontaminate", "benchmarks") == "benchmarks" == ir.param("eval-base", "benchmarks")
+    assert ir.param("decontaminate", "eval_config_yaml") == "eval_config" == ir.param("eval-base", "config_yaml")
+    assert ir.param("decontaminate", "action") == "decontaminate_action"
+    assert ir.param("decontaminate", "config_yaml") == "decontaminate_config"
+    params = ir.spec["root"]["inputDefinitions"]["parameters"]
+    assert params["decontaminate_action"]["defaultValue"] == "drop" and params["decontaminate_action"].get("description")
+    assert "accelerator" not in ir.container("decontaminate")["resources"] and ir.container("decontaminate")["image"] == "polya/cpu:0.1.0"
 
 
 @pytest.mark.parametrize("arms", [
@@ -116,7 +135,7 @@ def test_the_pipelines_eval_labels_are_polya_runs_arm_names(tmp_path, arms):
 
 def test_distill_arms_get_a_teacher_generation_and_polya_at_n_its_own_dataset(tmp_path):
     ir = compiled(tmp_path, arms=["base", "distill_sft_rl", "polya@4_sft"])
-    assert ir.deps("generate-teacher") == {"data"} and ir.deps("select-teacher") == {"generate-teacher"}
+    assert ir.deps("generate-teacher") == {"decontaminate"} and ir.deps("select-teacher") == {"generate-teacher", "decontaminate"}
     assert ir.deps("sft-distill") == {"select-teacher"} and ir.deps("sft-polya@4") == {"select"}
     assert ir.param("select", "dataset_names") == "polya@4" and ir.param("select-teacher", "dataset_names") == "distill"
     assert ir.param("generate-teacher", "model") == "teacher_model" and ir.param("generate", "model") == "model"
@@ -140,7 +159,7 @@ def test_gpu_tasks_request_gpus_on_the_pool_and_cpu_tasks_do_not(default_ir):
         k8s = ir.k8s(name)
         assert k8s["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}, name
         assert k8s["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}], name
-    for name in ("data", "select", "report"):
+    for name in ("data", "decontaminate", "select", "report"):
         assert "accelerator" not in ir.container(name)["resources"], name
         assert "nodeSelector" not in ir.k8s(name) and "tolerations" not in ir.k8s(name), name
     assert ir.container("sft-polya")["resources"]["resourceMemoryLimit"] == "64Gi"
@@ -176,7 +195,7 @@ def test_multi_node_stages_submit_jobs_from_light_pods(tmp_path):
 def test_vllm_service_pvc_checkpoints_and_arm_choice(tmp_path):
     ir = compiled(tmp_path, generate={"vllm_endpoint": "http://polya-vllm:8000/v1"}, checkpoints={"store": "pvc", "pvc_name": "polya-ckpt"},
                   arms=["polya_sft", "polya_sft_rl"], caching=False, images={"registry": "registry.local/", "tag": "dev"})
-    assert set(ir.tasks) == {"data", "generate", "select", "sft-polya", "eval-polya_sft", "rl-polya_sft", "eval-polya_sft_rl", "report"}
+    assert set(ir.tasks) == {"data", "decontaminate", "generate", "select", "sft-polya", "eval-polya_sft", "rl-polya_sft", "eval-polya_sft_rl", "report"}
     assert "accelerator" not in ir.container("generate")["resources"] and ir.param("generate", "endpoint") == "http://polya-vllm:8000/v1"
     for name in ("sft-polya", "rl-polya_sft"):
         assert ir.k8s(name)["pvcMount"][0]["mountPath"] == "/checkpoints"
@@ -234,6 +253,8 @@ def test_components_load_with_typed_artifacts():
     assert io["generate"][0]["questions"].startswith("system.Dataset") and io["generate"][1]["generations"].startswith("system.Dataset")
     assert io["sft"][1]["model"].startswith("system.Model") and io["rl"][0]["model"].startswith("system.Model")
     assert io["eval"][1]["report"].startswith("system.Markdown") and io["select"][1]["metrics"].startswith("system.Metrics")
+    assert io["decontaminate"][0]["questions"].startswith("system.Dataset") and io["decontaminate"][1]["clean"].startswith("system.Dataset")
+    assert io["decontaminate"][1]["report"].startswith("system.Markdown") and io["select"][0]["decontamination"].startswith("system.Dataset")
     assert all(io[n][0]["config_yaml"] == "String" for n in COMPONENTS if n != "report")
 
 
@@ -254,6 +275,6 @@ def test_every_arm_fits_the_report(tmp_path):
     datasets = ["polya", "star", "wrong_answer", "breadth", "depth"]
     arms = ["base", "rl"] + [f"{d}_sft{r}" for d in datasets for r in ("", "_rl")]
     ir = compiled(tmp_path, arms=arms)
-    assert len(ir.tasks) == 3 + 5 + 6 + len(arms) + 1  # data/generate/select, SFT per dataset, RL per start, eval per arm, report
+    assert len(ir.tasks) == 4 + 5 + 6 + len(arms) + 1  # data/decontaminate/generate/select, SFT per dataset, RL per start, eval per arm, report
     assert sorted(ir.task("report")["inputs"]["artifacts"]) == sorted(f"eval_{i}" for i in range(1, 13))
     assert ir.param("report", "labels").split(",") == arms

@@ -461,8 +461,8 @@ def test_polya_run_selects_the_teachers_solutions_for_the_distill_arms(
 
 def test_run_config_runs_select_after_generate() -> None:
     config = RunConfig()
-    assert STAGES[:2] == ("generate", "select")
-    assert config.stages[:2] == ["generate", "select"]
+    assert STAGES[:3] == ("decontaminate", "generate", "select")
+    assert config.stages[:3] == ["decontaminate", "generate", "select"]
     assert config.select.run_dir == config.run_dir == config.generate.run_dir == config.sft.run_dir
 
 

@@ -4,7 +4,8 @@ Each step maps artifact folders and pipeline parameters onto a stage config, cal
 ``run(config)`` and lays the result out as the output artifact. Artifact layouts (all folders):
 
 ============  ===========================================================================
-questions     ``questions.jsonl`` (normalized question records) and ``data.json``
+questions     ``questions.jsonl`` (normalized question records) and ``data.json``; after decontaminate also
+              ``decontaminate/report.json``, ``report.md`` and ``manifest.json``
 generations   a run directory holding ``generate/`` and ``manifest.json``
 datasets      a run directory holding ``select/<dataset>/train.jsonl`` + cards, ``select/report.json``
 model         a Hugging Face checkpoint (``config.json``, weights, tokenizer) and ``polya-summary.json``
@@ -16,5 +17,5 @@ A parameter left at None keeps the stage config's own value; any value given, 0 
 
 - :mod:`~polya.pipeline.steps.common`: settings, artifact folders, metrics (shared by the steps).
 - :mod:`~polya.pipeline.steps.cluster`: submitting a step's training as a cluster job and waiting.
-- :mod:`~polya.pipeline.steps.data`, ``generate``, ``select``, ``sft``, ``rl``, ``eval``, ``report``: one step each.
+- :mod:`~polya.pipeline.steps.data`, ``decontaminate``, ``generate``, ``select``, ``sft``, ``rl``, ``eval``, ``report``: one step each.
 """

@@ -13,12 +13,14 @@ from polya.pipeline.steps.common import given, prepare_output, split_list, stage
 
 def select_step(
     config_yaml: str, generations_dir: str, output_dir: str, datasets: str | None = None, n_per_question: int | None = None,
-    verifier_endpoint: str | None = None,
+    verifier_endpoint: str | None = None, decontamination_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the select stage on a generations artifact; return each dataset's size and file.
 
     The input artifact is never written to: its ``generate/`` folder is linked into the output
-    run directory for the stage to read, and the link is removed afterwards.
+    run directory for the stage to read, and the link is removed afterwards. The report of a
+    decontamination artifact (``decontamination_dir``) is copied in, so the dataset cards say what
+    was removed.
     """
     from polya.select.config import SelectConfig
     from polya.select.stage import run
@@ -33,6 +35,13 @@ def select_step(
         link.unlink() if link.is_symlink() else shutil.rmtree(link)
     if (source / MANIFEST).is_file():
         shutil.copyfile(source / MANIFEST, out / MANIFEST)
+    decontaminate = RunLayout.decontaminate.root
+    if decontamination_dir:
+        if not (Path(decontamination_dir) / decontaminate).is_dir():
+            raise ConfigError(
+                f"decontamination artifact {decontamination_dir} holds no {decontaminate}/ folder (produce it with the decontaminate component)"
+            )
+        shutil.copytree(Path(decontamination_dir) / decontaminate, out / decontaminate, dirs_exist_ok=True)
     forced = given({"run_dir": str(out)}, datasets=split_list(datasets), n_per_question=n_per_question, verifier_endpoint=verifier_endpoint or None)
     cfg = stage_config(SelectConfig, config_yaml, forced)
     link.symlink_to(source.resolve() / generate, target_is_directory=True)
