@@ -55,6 +55,16 @@ def empty_datasets(config: RunConfig) -> dict[str, str]:
     return empty
 
 
+def _share_decontamination(run_dir: str, teacher_dir: str) -> None:
+    """Copy the run's decontamination report into the teacher's run, so that it leaves out the same questions."""
+    source, target = open_store(run_dir), open_store(teacher_dir)
+    for path in (RunLayout.decontaminate.report, RunLayout.decontaminate.report_md):
+        if source.exists(path):
+            target.write_bytes(path, source.read_bytes(path))
+        elif target.exists(path):
+            target.delete(path)
+
+
 def _run_stage(stage: str, name: str, stage_config: Any, outputs: RunOutputs) -> dict[str, Any]:
     """Run (or skip, when its manifest says it is done with these settings) one stage run ``name``."""
     prefix = name[: -len(stage)] if name.endswith(f"/{stage}") else ""  # "distill/": the teacher's run
@@ -69,6 +79,8 @@ def _run_stage(stage: str, name: str, stage_config: Any, outputs: RunOutputs) ->
         from polya.generate.stage import manifest_config as generate_manifest
         from polya.generate.stage import run as run_generate
 
+        if prefix:  # the teacher answers the same decontaminated questions: its run gets the run's report
+            _share_decontamination(outputs.run_dir, stage_config.run_dir)
         manifest = RunManifest.load_or_create(open_store(stage_config.run_dir))
         if _skip(manifest, stage, generate_manifest(stage_config), outputs, prefix):
             return {}

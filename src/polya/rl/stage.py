@@ -172,6 +172,7 @@ class RayCluster:
 
             need = sum(spec.total_cpus for spec in self.topology.values())
             ray.init(
+                address="local",  # a new cluster, never one a stale /tmp/ray/ray_current_cluster points at
                 num_cpus=max(int(math.ceil(need)), os.cpu_count() or 1),
                 num_gpus=torch.cuda.device_count(),
                 include_dashboard=False,
