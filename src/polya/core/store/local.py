@@ -8,6 +8,7 @@ either its old content or the new content, and the leftover temp file is never l
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -41,18 +42,40 @@ def atomic_file(target: str | Path) -> Iterator[BinaryIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"
     # O_EXCL: never reuse another writer's temp file; 0o666 lets the umask decide permissions.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        _raise_if_full(exc, target)
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+        if isinstance(exc, OSError):
+            _raise_if_full(exc, target)
         raise
     _fsync_dir(target.parent)
+
+
+def _raise_if_full(exc: OSError, target: Path) -> None:
+    """A full disk (or quota) is a :class:`StoreError` that says where and how much is free; the
+    temporary file is already gone, so nothing half-written is left."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return
+    try:
+        free = shutil.disk_usage(target.parent).free
+        room = f"{free:,} bytes free there"
+    except OSError:
+        room = "free space unknown"
+    raise StoreError(
+        f"no space left to write {target} ({'disk quota exceeded' if exc.errno == errno.EDQUOT else 'disk full'}; {room}); "
+        "free some space or put run_dir on a larger volume, then run the same command again: finished work is kept"
+    ) from exc
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 import certifi
@@ -29,6 +31,7 @@ from polya.core.store.base import ArtifactStore, is_temp_path, join_path, normal
 from polya.core.store.local import atomic_file
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENDPOINT_ENV_VARS = ("POLYA_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MINIO_ENDPOINT")
 """Environment variables read for the endpoint, first set wins."""
@@ -46,6 +49,12 @@ RETRIES = 3
 
 CONNECT_RETRIES = 2
 """Of those, retries of a failed connection (so an unreachable host costs about 15 s at most)."""
+
+OUTAGE_ENV = "POLYA_S3_OUTAGE_S"
+OUTAGE_S = 120.0
+"""Once a store has reached its endpoint, an endpoint that stops answering (a restarted MinIO pod)
+is retried with backoff for this long ($POLYA_S3_OUTAGE_S) before the operation fails; an endpoint
+never reached fails at once."""
 
 _CHUNK_BYTES = 1 << 20
 _MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
@@ -137,6 +146,36 @@ class S3Endpoint:
         )
 
 
+class S3Unreachable(StoreError):
+    """The endpoint did not answer (connection refused, reset, timed out)."""
+
+
+def _ride_out_outages(method: Callable[..., T]) -> Callable[..., T]:
+    """Retry an idempotent store operation while an endpoint that answered before is unreachable, for
+    up to :data:`OUTAGE_S`; then fail with a message naming the endpoint and how long it was tried."""
+
+    @functools.wraps(method)
+    def wrapper(self: "S3Store", *args: Any, **kwargs: Any) -> T:
+        started, delay = time.monotonic(), 1.0
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+                self._reached = True
+                return result
+            except S3Unreachable as exc:
+                window = self.outage_s
+                waited = time.monotonic() - started
+                if not self._reached or waited >= window:
+                    if self._reached:
+                        raise StoreError(f"{exc} (retried for {waited:.0f}s, {OUTAGE_ENV}={window:g})") from exc
+                    raise
+                logger.warning("S3 endpoint %s unreachable (%s); retrying for up to %.0fs more", self.endpoint, exc, window - waited)
+                time.sleep(min(delay, max(0.0, window - waited)))
+                delay = min(delay * 2, 15.0)
+
+    return wrapper
+
+
 class S3Store(ArtifactStore):
     """Artifacts under ``s3://bucket/prefix``.
 
@@ -162,7 +201,10 @@ class S3Store(ArtifactStore):
         else:
             self.endpoint = "the endpoint of the given client"
         self.client = client
+        self._reached = False
+        self.outage_s = float(os.environ.get(OUTAGE_ENV) or OUTAGE_S)
         self._check_bucket(create_bucket)
+        self._reached = True
 
     def _check_bucket(self, create: bool) -> None:
         try:
@@ -201,7 +243,7 @@ class S3Store(ArtifactStore):
             ) from exc
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise StoreError(f"cannot reach S3 endpoint {self.endpoint}: {reason}; {_ENDPOINT_HINT}") from exc
+            raise S3Unreachable(f"cannot reach S3 endpoint {self.endpoint}: {reason}; {_ENDPOINT_HINT}") from exc
 
     def _key(self, path: str) -> str:
         return join_path(self.prefix, normalize_path(path))
@@ -210,6 +252,7 @@ class S3Store(ArtifactStore):
         """``s3://bucket/prefix/path``."""
         return "s3://" + join_path(self.bucket, join_path(self.prefix, normalize_path(path, allow_root=True)))
 
+    @_ride_out_outages
     def exists(self, path: str) -> bool:
         """True when an object exists at ``path``."""
         key = self._key(path)
@@ -222,6 +265,7 @@ class S3Store(ArtifactStore):
                 raise
         return True
 
+    @_ride_out_outages
     def read_bytes(self, path: str) -> bytes:
         """Return the object's content."""
         key = self._key(path)
@@ -233,6 +277,7 @@ class S3Store(ArtifactStore):
                 response.close()
                 response.release_conn()
 
+    @_ride_out_outages
     def write_bytes(self, path: str, data: bytes) -> None:
         """Put ``data`` at ``path`` (a single PUT: atomic)."""
         key = self._key(path)
@@ -240,6 +285,7 @@ class S3Store(ArtifactStore):
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
         logger.debug("wrote %s bytes to %s", len(data), self.uri(path))
 
+    @_ride_out_outages
     def list(self, prefix: str = "") -> list[str]:
         """Sorted root-relative paths of all objects inside folder ``prefix``."""
         folder = join_path(self.prefix, normalize_path(prefix, allow_root=True))
@@ -254,12 +300,14 @@ class S3Store(ArtifactStore):
                     paths.append(relative)
         return sorted(paths)
 
+    @_ride_out_outages
     def delete(self, path: str) -> None:
         """Remove the object at ``path`` (no error when it is missing)."""
         key = self._key(path)
         with self._translate_errors(path):
             self.client.remove_object(self.bucket, key)
 
+    @_ride_out_outages
     def upload_file(self, local_path: str | Path, path: str) -> None:
         """Upload a local file (multipart for large files; the object appears only when complete)."""
         source = Path(local_path)
@@ -269,6 +317,7 @@ class S3Store(ArtifactStore):
         with self._translate_errors(path):
             self.client.fput_object(self.bucket, key, str(source))
 
+    @_ride_out_outages
     def download_file(self, path: str, local_path: str | Path) -> None:
         """Stream the object to a temp file next to ``local_path``, then rename it into place."""
         key = self._key(path)
@@ -285,6 +334,7 @@ class S3Store(ArtifactStore):
                 response.close()
                 response.release_conn()
 
+    @_ride_out_outages
     def sha256(self, path: str) -> str:
         """Hex SHA-256 of the object, streamed."""
         key = self._key(path)
