@@ -2,11 +2,12 @@
 
 No cluster runs on the test machine, so this stands in for the API server (the opt-in kind test
 talks to a real one). The real ``kubernetes`` client talks to it over HTTP: create / get / delete
-of PyTorchJobs and RayJobs, list pods by label selector, read pod logs. Created objects are
-validated against the vendored CRD schemas (tests/fixtures/crds/jobs/) with strict field
-validation (unknown fields rejected, as ``kubectl apply --validate=strict`` does) and answered with
-the API server's 422 Status on failure. Each GET of a job advances a scripted status sequence; pods
-and their log lines appear with the steps.
+of TrainJobs, PyTorchJobs and RayJobs, list pods by label selector, read pod logs. Created objects
+are validated against the upstream CRDs vendored in tests/fixtures/crds (support.crds: defaults,
+types, list-map keys, CEL rules) and refused with the API server's 422 Status; unknown fields are
+refused with 400 BadRequest when the request asks for ``fieldValidation=Strict`` (what ``JobRunner``
+sends) and kept otherwise (a real server prunes them). Each GET of a job advances a scripted status sequence; pods and their log
+lines appear with the steps.
 """
 
 from __future__ import annotations
@@ -18,61 +19,31 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jsonschema
-import yaml
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "crds" / "jobs"
+from support.crds import Crd, vendored_crds
+from support.structural_schema import Problem
 
 
-@dataclass
-class Crd:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    schema: dict[str, Any]
+def load_crds() -> dict[str, Crd]:
+    """The namespaced job kinds the server serves (storage versions of the vendored CRDs), by plural."""
+    return {crd.plural: crd for crd in vendored_crds().values() if crd.kind in ("TrainJob", "PyTorchJob", "RayJob") and crd.storage}
 
 
-def strict(schema: Any) -> Any:
-    """Copy of an OpenAPI schema in which objects with listed properties accept no other keys."""
-    if isinstance(schema, list):
-        return [strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: strict(v) for k, v in schema.items()}
-    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
-        out["additionalProperties"] = False
-    return out
-
-
-def load_crds(folder: Path = CRD_DIR) -> dict[str, Crd]:
-    """The vendored CRDs by plural."""
-    crds = {}
-    for path in sorted(folder.glob("*-crd.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        version = doc["spec"]["versions"][0]
-        crds[doc["spec"]["names"]["plural"]] = Crd(
-            doc["spec"]["group"], version["name"], doc["spec"]["names"]["plural"], doc["spec"]["names"]["kind"],
-            version["schema"]["openAPIV3Schema"],
-        )
-    return crds
+def validation_problems(obj: Any, crd: Crd) -> list[Problem]:
+    """What the API server would refuse (``invalid`` / ``rule``) or prune (``unknown``) in ``obj``."""
+    problems = []
+    if obj.get("apiVersion") != crd.api_version:
+        problems.append(Problem("apiVersion", f"must be {crd.api_version}"))
+    if obj.get("kind") != crd.kind:
+        problems.append(Problem("kind", f"must be {crd.kind}"))
+    return problems + crd.schema.problems(obj)
 
 
 def validation_errors(obj: Any, crd: Crd) -> list[str]:
-    """What the API server would reject: schema violations (strict fields) and a wrong apiVersion/kind."""
-    errors = []
-    if obj.get("apiVersion") != f"{crd.group}/{crd.version}":
-        errors.append(f"apiVersion: must be {crd.group}/{crd.version}")
-    if obj.get("kind") != crd.kind:
-        errors.append(f"kind: must be {crd.kind}")
-    validator = jsonschema.Draft7Validator(strict(crd.schema))
-    for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
-        errors.append(f"{'.'.join(str(p) for p in err.absolute_path) or '<root>'}: {err.message}")
-    return errors
+    """:func:`validation_problems` as text, unknown fields included (strict field validation)."""
+    return [str(p) for p in validation_problems(obj, crd)]
 
 
 @dataclass
@@ -146,7 +117,8 @@ class KubeApiServer:
 
             def do_POST(self) -> None:
                 server.requests.append(f"POST {self.path}")
-                m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/?]+)", urlsplit(self.path).path)
+                parts = urlsplit(self.path)
+                m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/?]+)", parts.path)
                 if not m:
                     return self._send(404, _status(404, "NotFound", f"the server could not find the requested resource ({self.path})"))
                 group, version, ns, plural = m.groups()
@@ -154,10 +126,15 @@ class KubeApiServer:
                 if crd is None or (crd.group, crd.version) != (group, version):
                     return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
                 obj = self._body()
-                errors = validation_errors(obj, crd)
+                problems = validation_problems(obj, crd)
                 name = (obj.get("metadata") or {}).get("name", "")
+                strict = parse_qs(parts.query).get("fieldValidation", [""])[0] == "Strict"
+                errors = [str(p) for p in problems if p.kind != "unknown"]
                 if errors:
                     return self._send(422, _status(422, "Invalid", f'{crd.kind}.{crd.group} "{name}" is invalid: ' + "; ".join(errors)))
+                unknown = [f'unknown field "{p.path}"' for p in problems if p.kind == "unknown"]
+                if strict and unknown:
+                    return self._send(400, _status(400, "BadRequest", "strict decoding error: " + ", ".join(unknown)))
                 key = (plural, ns, name)
                 with server.lock:
                     if key in server.objects:
