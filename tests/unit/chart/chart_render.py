@@ -61,7 +61,8 @@ class RenderedChart:
         raise KeyError(f"no {kind}/{name} rendered; have: {sorted((o.kind, o.name) for o in self.objects)}")
 
     def pod_specs(self) -> Iterator[tuple[RenderedObject, dict[str, Any]]]:
-        """Every pod spec: workloads' templates and the RayCluster's head and worker templates."""
+        """Every pod spec: workloads' templates, the RayCluster's head and worker templates, the
+        ClusterTrainingRuntime's job templates."""
         for o in self.objects:
             spec = o.body.get("spec", {})
             if o.kind in ("Deployment", "StatefulSet", "Job", "DaemonSet"):
@@ -70,6 +71,9 @@ class RenderedChart:
                 yield o, spec["headGroupSpec"]["template"]["spec"]
                 for group in spec.get("workerGroupSpecs", []):
                     yield o, group["template"]["spec"]
+            elif o.kind == "ClusterTrainingRuntime":
+                for job in spec["template"]["spec"]["replicatedJobs"]:
+                    yield o, job["template"]["spec"]["template"]["spec"]
 
 
 def load_ci_values(name: str) -> dict[str, Any]:

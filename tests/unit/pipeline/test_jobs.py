@@ -17,6 +17,7 @@ import yaml
 from kube_api_server import KubeApiServer, Script, load_crds, validation_errors
 from support.kuberay import head_env, run_submitter, stand_in_ray_cli
 from support.pod_security import restricted_violations
+from support.trainer import TORCH_DISTRIBUTED_POD, trainjob_pod
 
 from polya.pipeline.config import (
     GpuPoolConfig,
@@ -175,27 +176,6 @@ def test_states_come_from_the_controllers_own_fields():
 
 
 # ----- security and clean-up -----------------------------------------------------------------
-
-
-TORCH_DISTRIBUTED_POD = {"containers": [{"name": "node", "image": "pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime"}]}
-"""The pod of Kubeflow Trainer's own torch-distributed ClusterTrainingRuntime (manifests/base/runtimes/torch_distributed.yaml)."""
-
-
-def trainjob_pod(manifest: dict, runtime_pod: dict) -> dict:
-    """The pod Trainer makes from a runtime's pod, the TrainJob's trainer and its runtime patch (containers merged by name)."""
-    pod = copy.deepcopy(runtime_pod)
-    trainer = manifest["spec"]["trainer"]
-    node = next(c for c in pod["containers"] if c["name"] == "node")
-    node.update(image=trainer["image"], command=trainer["command"], env=trainer["env"], resources=trainer["resourcesPerNode"])
-    patch = manifest["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    for key, value in patch.items():
-        if key == "containers":
-            for change in value:
-                target = next(c for c in pod["containers"] if c["name"] == change["name"])
-                target.update({k: v for k, v in change.items() if k != "name"})
-        else:
-            pod[key] = value
-    return pod
 
 
 def test_job_pods_pass_pod_security_restricted():
