@@ -15,7 +15,7 @@ import functools
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from polya.core.config import StageConfig, http_url
 from polya.core.errors import ConfigError
@@ -30,8 +30,22 @@ REPORT_SLOTS = 12
 IMAGE_TAG = "0.1.0"
 """Tag of the images ``scripts/build-images.sh`` builds (and the Helm chart assumes)."""
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_KUBERNETES_NAMES = {
+    "DNS label": re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+    "DNS subdomain": re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+}
+
+
+def kubernetes_name(kind: Literal["DNS label", "DNS subdomain"], example: str) -> AfterValidator:
+    """A check for ``Annotated[str, kubernetes_name("DNS label", "polya-gsm8k")]``: a name Kubernetes accepts."""
+
+    def check(value: str) -> str:
+        if len(value) > (63 if kind == "DNS label" else 253) or not _KUBERNETES_NAMES[kind].match(value):
+            allowed = "lower-case letters, digits and '-'" + (" ('.' between parts)" if kind == "DNS subdomain" else "")
+            raise ValueError(f"must be a {kind} ({allowed}) such as {example}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
 
 GPU_CONSTRAINTS = "docker/constraints-gpu.txt"
 """The pinned Python packages of the CUDA images (trainer, vllm-server), relative to the source tree."""
@@ -158,24 +172,16 @@ class SftTaskConfig(TaskResources):
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (the task pod's GPUs when nodes is 1, each job pod's otherwise).")
     cpu: str = Field(default="8", description="CPU per training pod.")
     memory: str = Field(default="64Gi", description="Memory per training pod.")
-    nodes: int = Field(default=1, ge=1, le=512, description="Nodes to train on; above 1 the task submits a job of job_kind (torchrun + DeepSpeed on every node) and waits for it.")
     job_kind: Literal["trainjob", "pytorchjob"] = Field(
         default="trainjob",
         description="trainjob: a Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) on the ClusterTrainingRuntime named by runtime; "
         "pytorchjob: a Training Operator v1 PyTorchJob (kubeflow.org/v1), for clusters that run the older operator.",
     )
-    runtime: str = Field(
+    runtime: Annotated[str, kubernetes_name("DNS subdomain", "torch-distributed")] = Field(
         default="torch-distributed",
         description="ClusterTrainingRuntime a TrainJob references (Kubeflow Trainer installs torch-distributed; the Helm chart can install its own, see trainer.runtime).",
     )
-
-    @field_validator("runtime")
-    @classmethod
-    def _runtime_name(cls, value: str) -> str:
-        if not _DNS_SUBDOMAIN.match(value):
-            raise ValueError("sft.runtime must name a ClusterTrainingRuntime: lower-case letters, digits, '-' and '.', e.g. torch-distributed")
-        return value
-
+    nodes: int = Field(default=1, ge=1, le=512, description="Nodes to train on; above 1 the task submits a job of job_kind (torchrun + DeepSpeed on every node) and waits for it.")
 
 class RlTaskConfig(TaskResources):
     """The RL task: in its own pod (workers 0) or as a KubeRay RayJob with GPU workers."""
@@ -189,7 +195,7 @@ class RlTaskConfig(TaskResources):
 class PipelineBuildConfig(StageConfig):
     """How the Pólya pipeline is compiled for a cluster: images, GPU pool, storage, node counts, arms."""
 
-    name: str = Field(default="polya", description="Pipeline name shown in the KFP UI.")
+    name: Annotated[str, kubernetes_name("DNS label", "polya-gsm8k")] = Field(default="polya", description="Pipeline name shown in the KFP UI.")
     images: ImagesConfig = Field(default_factory=ImagesConfig, description="Container images.")
     gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU node pool placement.")
     s3: S3Config = Field(default_factory=S3Config, description="MinIO endpoint, credentials Secret and staging prefix.")
@@ -234,13 +240,6 @@ class PipelineBuildConfig(StageConfig):
                 "(a PVC would have to be ReadWriteMany and mounted in every job pod)"
             )
         return self
-
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
-            raise ValueError("name must be a DNS label: lower-case letters, digits and '-', e.g. polya-gsm8k")
-        return value
 
 
 class ClusterTarget(StageConfig):

@@ -3,21 +3,16 @@ the rights polya's cluster jobs need, covering every kind it submits."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import kubernetes_validate
 import yaml
 from chart_render import KUBE_VERSION, REPO
+from support.scripts import load_script
 
 from polya.pipeline.jobs import JOB_KINDS
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pipeline_rbac", REPO / "scripts" / "pipeline_rbac.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pipeline_rbac")
 
 
 def test_pipelines_rbac_yaml_is_rendered_from_the_chart() -> None:

@@ -201,7 +201,7 @@ def test_smoke_pipeline_is_data_generate_select_on_cpu(tmp_path):
     ({"name": "Polya Run"}, "DNS label"),
     ({"gpu": {"tolerations": [{"operator": "Sometimes"}]}}, "operator"),
     ({"sft": {"job_kind": "mpijob"}}, "trainjob.*pytorchjob"),
-    ({"sft": {"runtime": "Torch Distributed"}}, "sft.runtime must name a ClusterTrainingRuntime"),
+    ({"sft": {"runtime": "Torch Distributed"}}, r"must be a DNS subdomain .* such as torch-distributed, got 'Torch Distributed'"),
     ({"job_ttl_s": -1}, "job_ttl_s"),
 ])
 def test_build_settings_are_validated(settings, message):
