@@ -538,3 +538,20 @@ def test_a_polya_trainjob_on_the_charts_runtime_makes_a_valid_restricted_pod(ren
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4" and pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod}, "1.30", strict=True)
     assert restricted_violations(pod) == []
+
+
+def test_the_kind_e2e_job_is_a_valid_restricted_job() -> None:
+    """The Job scripts/kind-e2e.sh applies (a heredoc) is a valid Kubernetes object whose pod passes
+    PodSecurity restricted and runs as the images' uid."""
+    from chart_render import REPO
+    from support.pod_security import restricted_violations
+
+    from polya.pipeline.jobs import IMAGE_UID
+
+    script = (REPO / "scripts" / "kind-e2e.sh").read_text()
+    text = script.split("cat <<YAML", 1)[1].split("\nYAML\n", 1)[0].split("\n", 1)[1]
+    text = re.sub(r"\$(\w+)", lambda m: {"TAG": "0.1.0"}.get(m.group(1), "polya"), text.replace("\\$", "$"))
+    job = yaml.safe_load(text)
+    validate_object(RenderedObject("scripts/kind-e2e.sh", job))
+    pod = job["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == [] and pod["securityContext"]["runAsUser"] == IMAGE_UID
