@@ -4,8 +4,8 @@ No Docker engine and no registry here: ``scripts/build-images-buildah.sh`` build
 with Debian's buildah (vfs storage, chroot isolation) on a Debian base image made by mmdebstrap.
 Inside each image this runs ``polya --help``, starts ``polya serve-verifier`` and has it answer
 ``/health`` and judge a math item and two code items (the sandbox runs the code in the image).
-Needs root, ``apt-get install -y buildah mmdebstrap``, PyPI and a Debian mirror; the first build
-takes about 15 minutes on 2 cores (docs/images.md). ``POLYA_IMAGES_REUSE=1`` uses images already
+Needs root, ``apt-get install -y buildah mmdebstrap``, PyPI and a Debian mirror; building both
+images takes about 10 minutes on 2 cores, the checks 2 more (docs/images.md). ``POLYA_IMAGES_REUSE=1`` uses images already
 built under ``$BUILDAH_ROOT`` (default /var/tmp/polya-buildah) instead of building again.
 """
 
