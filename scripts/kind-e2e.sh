@@ -87,7 +87,7 @@ spec:
       restartPolicy: Never
       serviceAccountName: $FULLNAME-pipeline-runner
       nodeSelector: {polya.dev/pool: cpu}
-      securityContext: {runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: {type: RuntimeDefault}}
+      securityContext: {runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: {type: RuntimeDefault}}
       containers:
         - name: pipeline
           image: polya/cpu:$TAG

@@ -4,6 +4,7 @@
 #   bash scripts/test.sh                 # unit + integration tests (real vLLM server, S3 server, ...)
 #   bash scripts/test.sh -m "not integration"   # fast unit tests only
 #   bash scripts/test.sh -m gpu          # opt-in: needs an NVIDIA GPU
+#   bash scripts/test.sh -m images       # opt-in: builds and runs the CPU images with buildah (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -13,6 +14,6 @@ VENV="${POLYA_VENV:-.venv}"
 export POLYA_CACHE_DIR="${POLYA_CACHE_DIR:-$HOME/.cache/polya}"
 args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
-  args=(-m "not gpu and not cluster")
+  args=(-m "not gpu and not cluster and not images")
 fi
 exec "$VENV/bin/python" -m pytest "${args[@]}"

@@ -1,8 +1,8 @@
 """KFP component ``sft``: mid-training (TRL SFTTrainer) on one select dataset.
 
 Thin wrapper over ``polya.pipeline.steps.sft.sft_step`` -> ``polya.sft.stage.run``. With ``cluster``
-set (nodes > 1) it submits a Kubeflow PyTorchJob (torchrun + DeepSpeed over N GPU nodes), waits
-for it, and downloads the final checkpoint from MinIO.
+set (nodes > 1) it submits a Kubeflow Trainer v2 TrainJob (or a Training Operator v1 PyTorchJob):
+torchrun + DeepSpeed over N GPU nodes; it waits for it and downloads the final checkpoint from MinIO.
 """
 
 from typing import Optional
@@ -36,7 +36,7 @@ def sft(
         max_steps: SftConfig.max_steps when set.
         learning_rate: SftConfig.learning_rate when set.
         checkpoint_root: Where checkpoints live (s3:// prefix or a mounted PVC path); unset: the pod's cache.
-        cluster: JSON of a ClusterTarget (kind pytorchjob) to train on N nodes; unset: train in this pod.
+        cluster: JSON of a ClusterTarget (kind trainjob or pytorchjob) to train on N nodes; unset: train in this pod.
     """
     import logging
 

@@ -197,8 +197,17 @@ over the pool's.
 
 {{/* ---------------------------------------------------------------- Ray */}}
 
+{{/* The RayCluster's name: at most 53 characters, the longest KubeRay accepts (it derives pod and
+Service names from it). */}}
 {{- define "polya.ray.fullname" -}}
-{{- include "polya.componentName" (dict "root" . "component" "ray") -}}
+{{- printf "%s-ray" (include "polya.fullname" . | trunc 49 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- Kubeflow Trainer */}}
+
+{{/* The ClusterTrainingRuntime's name: cluster-scoped, so the release namespace is part of it. */}}
+{{- define "polya.trainer.runtimeName" -}}
+{{- .Values.trainer.runtime.name | default (printf "%s-%s-torch" .Release.Namespace (include "polya.fullname" .)) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "polya.pipelineRunner.serviceAccountName" -}}

@@ -18,7 +18,9 @@ Three class-level declarations give a config its behaviour, each handled once, h
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
@@ -253,11 +255,19 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def parse_settings_text(text: str | None, what: str = "settings") -> dict[str, Any]:
-    """A mapping of settings given as YAML or JSON text (empty text: ``{}``); errors name ``what``."""
+    """A mapping of settings given as YAML or JSON text (empty text: ``{}``); errors name ``what``.
+
+    JSON is read as JSON first: YAML would turn the surrogate pair ``json.dumps`` writes for a
+    character beyond U+FFFF (an emoji in a prompt) into two broken characters.
+    """
     if not text or not text.strip():
         return {}
+    data: Any = None
+    if text.lstrip().startswith("{"):
+        with contextlib.suppress(json.JSONDecodeError):
+            data = json.loads(text)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text) if data is None else data
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} is not valid YAML: {exc}") from None
     if data is None:

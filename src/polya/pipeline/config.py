@@ -2,19 +2,23 @@
 
 These settings are fixed when the pipeline is compiled: images, the GPU node pool (resource
 name, node selector, tolerations), the MinIO secret, where checkpoints live, how many nodes the
-SFT and RL stages use and which arms are built (the same arm names as ``polya run``). What a person changes per run (model, data,
+SFT and RL stages use and with which operator (Kubeflow Trainer v2 TrainJob or Training Operator
+v1 PyTorchJob for SFT, KubeRay RayJob for RL), and which arms are built (the same arm names as
+``polya run``). What a person changes per run (model, data,
 heuristics, n, rounds, budgets, RL settings, benchmarks) are the pipeline's run-time parameters,
 documented in ``pipelines/polya.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from polya.core.config import StageConfig, http_url
+from polya.core.errors import ConfigError
 from polya.experiment.arms import check_arms, valid_arm_names
 
 PIPELINE_ARMS = ("base", "rl", "polya_sft", "polya_sft_rl", "star_sft", "star_sft_rl")
@@ -26,7 +30,40 @@ REPORT_SLOTS = 12
 IMAGE_TAG = "0.1.0"
 """Tag of the images ``scripts/build-images.sh`` builds (and the Helm chart assumes)."""
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KUBERNETES_NAMES = {
+    "DNS label": re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+    "DNS subdomain": re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+}
+
+
+def kubernetes_name(kind: Literal["DNS label", "DNS subdomain"], example: str) -> AfterValidator:
+    """A check for ``Annotated[str, kubernetes_name("DNS label", "polya-gsm8k")]``: a name Kubernetes accepts."""
+
+    def check(value: str) -> str:
+        if len(value) > (63 if kind == "DNS label" else 253) or not _KUBERNETES_NAMES[kind].match(value):
+            allowed = "lower-case letters, digits and '-'" + (" ('.' between parts)" if kind == "DNS subdomain" else "")
+            raise ValueError(f"must be a {kind} ({allowed}) such as {example}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+GPU_CONSTRAINTS = "docker/constraints-gpu.txt"
+"""The pinned Python packages of the CUDA images (trainer, vllm-server), relative to the source tree."""
+
+
+@functools.lru_cache(maxsize=None)
+def image_ray_version() -> str:
+    """The Ray the trainer image installs: the ``ray==`` pin of :data:`GPU_CONSTRAINTS` (a RayJob's ``rayVersion``)."""
+    from polya.pipeline.loader import repo_root
+
+    path = repo_root() / GPU_CONSTRAINTS
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: it pins the Ray of the trainer image (a RayJob's rayVersion); run from the polya source tree or set POLYA_REPO_DIR")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"ray(?:\[[\w,]+\])?==([\w.+-]+)", line.strip())
+        if match:
+            return match.group(1)
+    raise ConfigError(f"{path} pins no ray==<version>: the trainer image's Ray must be pinned there (a RayJob's rayVersion follows it)")
 
 
 class ImagesConfig(StageConfig):
@@ -130,13 +167,21 @@ class GenerateTaskConfig(TaskResources):
 
 
 class SftTaskConfig(TaskResources):
-    """The SFT task: in its own pod (nodes 1) or as a PyTorchJob over several GPU nodes."""
+    """The SFT task: in its own pod (nodes 1) or as a TrainJob (or PyTorchJob) over several GPU nodes."""
 
-    gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (the task pod's GPUs when nodes is 1, each PyTorchJob pod's otherwise).")
+    gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (the task pod's GPUs when nodes is 1, each job pod's otherwise).")
     cpu: str = Field(default="8", description="CPU per training pod.")
     memory: str = Field(default="64Gi", description="Memory per training pod.")
-    nodes: int = Field(default=1, ge=1, le=512, description="Nodes to train on; above 1 the task submits a Kubeflow PyTorchJob (torchrun + DeepSpeed) and waits for it.")
-
+    job_kind: Literal["trainjob", "pytorchjob"] = Field(
+        default="trainjob",
+        description="trainjob: a Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) on the ClusterTrainingRuntime named by runtime; "
+        "pytorchjob: a Training Operator v1 PyTorchJob (kubeflow.org/v1), for clusters that run the older operator.",
+    )
+    runtime: Annotated[str, kubernetes_name("DNS subdomain", "torch-distributed")] = Field(
+        default="torch-distributed",
+        description="ClusterTrainingRuntime a TrainJob references (Kubeflow Trainer installs torch-distributed; the Helm chart can install its own, see trainer.runtime).",
+    )
+    nodes: int = Field(default=1, ge=1, le=512, description="Nodes to train on; above 1 the task submits a job of job_kind (torchrun + DeepSpeed on every node) and waits for it.")
 
 class RlTaskConfig(TaskResources):
     """The RL task: in its own pod (workers 0) or as a KubeRay RayJob with GPU workers."""
@@ -150,7 +195,7 @@ class RlTaskConfig(TaskResources):
 class PipelineBuildConfig(StageConfig):
     """How the Pólya pipeline is compiled for a cluster: images, GPU pool, storage, node counts, arms."""
 
-    name: str = Field(default="polya", description="Pipeline name shown in the KFP UI.")
+    name: Annotated[str, kubernetes_name("DNS label", "polya-gsm8k")] = Field(default="polya", description="Pipeline name shown in the KFP UI.")
     images: ImagesConfig = Field(default_factory=ImagesConfig, description="Container images.")
     gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU node pool placement.")
     s3: S3Config = Field(default_factory=S3Config, description="MinIO endpoint, credentials Secret and staging prefix.")
@@ -170,9 +215,17 @@ class PipelineBuildConfig(StageConfig):
         description="distill arms: a running OpenAI-compatible server of the teacher model (e.g. a second vLLM service); unset: the teacher's generate task starts vLLM for the teacher_model parameter.",
     )
     verifier_endpoint: str | None = Field(default=None, description="A running verifier service (e.g. the chart's http://polya-verifier:8080) the stages judge on; unset: in-process judges.")
-    namespace: str | None = Field(default=None, description="Namespace of the PyTorchJobs / RayJobs; unset: the task pod's own namespace.")
+    namespace: str | None = Field(default=None, description="Namespace of the cluster jobs (TrainJobs / PyTorchJobs, RayJobs); unset: the task pod's own namespace.")
     service_account: str | None = Field(default=None, description="Service account of the job pods; unset: the namespace default.")
-    job_timeout_s: int = Field(default=7 * 24 * 3600, ge=60, description="Seconds a cluster job may run before the task deletes it and fails.")
+    job_timeout_s: int = Field(
+        default=7 * 24 * 3600, ge=60,
+        description="Seconds a cluster job may run: the task then deletes it and fails, and the job carries it as activeDeadlineSeconds so the operator stops it even without the task.",
+    )
+    job_ttl_s: int = Field(
+        default=60, ge=0, le=24 * 3600,
+        description="Seconds a finished job (its pods; a RayJob's Ray cluster) is kept before the operator deletes it, should the task not delete it first. "
+        "A failed PyTorchJob's still-running pods are removed at once (cleanPodPolicy Running), so failed jobs release their GPUs promptly.",
+    )
     caching: bool = Field(default=True, description="Let KFP reuse the outputs of finished tasks when a run is repeated with the same inputs.")
 
     @field_validator("arms")
@@ -192,19 +245,17 @@ class PipelineBuildConfig(StageConfig):
             )
         return self
 
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
-            raise ValueError("name must be a DNS label: lower-case letters, digits and '-', e.g. polya-gsm8k")
-        return value
-
 
 class ClusterTarget(StageConfig):
     """How one step submits its multi-node job; the pipeline passes it to the component as JSON."""
 
-    kind: Literal["pytorchjob", "rayjob"] = Field(description="pytorchjob: SFT with torchrun + DeepSpeed; rayjob: RL on a KubeRay cluster.")
-    size: int = Field(ge=1, le=512, description="Nodes of the PyTorchJob, or GPU worker pods of the RayJob.")
+    kind: Literal["trainjob", "pytorchjob", "rayjob"] = Field(
+        description="trainjob (Kubeflow Trainer v2) or pytorchjob (Training Operator v1): SFT with torchrun + DeepSpeed; rayjob: RL on a KubeRay cluster.",
+    )
+    size: int = Field(ge=1, le=512, description="Nodes of the TrainJob / PyTorchJob, or GPU worker pods of the RayJob.")
+    runtime: str = Field(default="torch-distributed", description="trainjob: the ClusterTrainingRuntime it references.")
+    ray_version: str = Field(default_factory=image_ray_version, description="rayjob: the Ray of the image (rayVersion); default: the pin in docker/constraints-gpu.txt.")
+    ttl_s: int = Field(default=60, ge=0, description="Seconds a finished job is kept before the operator deletes it.")
     image: str = Field(description="Image of every job pod.")
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent", description="imagePullPolicy of the job pods.")
     namespace: str | None = Field(default=None, description="Namespace of the job; unset: the task pod's own.")
@@ -225,16 +276,17 @@ def checkpoint_root(build: PipelineBuildConfig) -> str:
 
 def cluster_target(build: PipelineBuildConfig, stage: Literal["sft", "rl"]) -> ClusterTarget | None:
     """The job settings of a multi-node SFT / RL task, or ``None`` when the stage runs in its pod."""
+    res: TaskResources
     if stage == "sft":
         if build.sft.nodes <= 1:
             return None
-        kind, size, res = "pytorchjob", build.sft.nodes, build.sft
+        kind, size, res = build.sft.job_kind, build.sft.nodes, build.sft
     else:
         if build.rl.workers <= 0:
             return None
         kind, size, res = "rayjob", build.rl.workers, build.rl
     return ClusterTarget(
-        kind=kind, size=size, image=build.images.ref("trainer"), pull_policy=build.images.pull_policy, namespace=build.namespace,
-        gpus=res.gpus, cpu=res.cpu, memory=res.memory, gpu=build.gpu, s3=build.s3, service_account=build.service_account,
-        timeout_s=build.job_timeout_s,
+        kind=kind, size=size, runtime=build.sft.runtime, image=build.images.ref("trainer"), pull_policy=build.images.pull_policy,
+        namespace=build.namespace, gpus=res.gpus, cpu=res.cpu, memory=res.memory, gpu=build.gpu, s3=build.s3,
+        service_account=build.service_account, timeout_s=build.job_timeout_s, ttl_s=build.job_ttl_s,
     )

@@ -1,8 +1,10 @@
 """The pipelines and components for real on this CPU machine, on the embedded SmolLM2-135M model.
 
+* ``kfp.local`` runs the full ``polya`` pipeline end to end with tiny budgets: data, generate,
+  select, SFT, GRPO from the base model and from the SFT model, one evaluation per arm and the
+  report (each task a subprocess of this interpreter, as a KFP pod would run it).
 * ``kfp.local`` runs the smoke pipeline end to end (covers the data, generate and select
-  components: each task is a subprocess of this interpreter), twice: the second run is served
-  from the local cache.
+  components), twice: the second run is served from the local cache.
 * Each remaining component's Python function is called directly: generate and select on real
   artifacts, sft (a few real optimizer steps) -> rl (one real GRPO step on a local Ray cluster),
   eval of the base model on a running vLLM server, and the comparison report.
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Dataset, Markdown, Metrics, Model
 
+from polya.pipeline.config import PipelineBuildConfig
 from polya.pipeline.kfp import run_local
 from polya.pipeline.loader import load_component
 from polya.pipeline.steps.common import SUMMARY_FILE
@@ -35,6 +38,57 @@ def smoke_run(vllm_endpoint, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("kfp-local")
     first = run_local("smoke", {**SMOKE_ARGS, "endpoint": vllm_endpoint.base_url}, pipeline_root=root, enable_caching=True)
     return {"root": root, "first": first, "endpoint": vllm_endpoint.base_url}
+
+
+FULL_ARMS = ["base", "rl", "wrong_answer_sft_rl"]
+"""Every kind of task: SFT, GRPO from the base model (rl) and from the SFT model, evaluations, report.
+The SFT dataset is wrong_answer, the control that always has rows: with a handful of samples the
+135M model usually solves nothing, which would leave the Pólya dataset empty (as in the run test)."""
+
+
+def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, tmp_path):
+    """data -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
+
+    Generation and the base arm's evaluation use the session's vLLM server (the pipeline's
+    generate.vllm_endpoint and eval_config endpoints); the trained arms' evaluations start vLLM on
+    their model artifacts, as the tasks do on a cluster. Checkpoints go to the staging prefix on a
+    real S3 server (the pipeline's default checkpoints.store: minio); kfp.local ignores the MinIO
+    Secret, so the tasks take the credentials from this process's environment.
+    """
+    url = vllm_endpoint.base_url
+    build = PipelineBuildConfig.model_validate({
+        "arms": FULL_ARMS, "generate": {"vllm_endpoint": url}, "caching": False,
+        "s3": {"endpoint": s3_env, "staging_uri": f"s3://{bucket}/pipeline-runs"},
+    })
+    arguments = {
+        "data_limit": 2, "heuristics": "decomposition,working_backward", "n_per_question": 2, "rounds": 1, "samples": 2,
+        "sft_max_steps": 1, "rl_group_size": 2, "rl_max_steps": 1, "benchmarks": "synthetic",
+        "data_config": json.dumps({"synthetic": {"count": 4, "difficulties": [1]}}),
+        "generate_config": json.dumps({"sampling": {"max_tokens": 48}, "concurrency": 8, "progress": False}),
+        "select_config": json.dumps({"progress": False}),
+        "sft_config": json.dumps({"batch_size": 2, "max_seq_length": 192, "logging_steps": 1, "save_steps": 100, "progress": False}),
+        "rl_config": json.dumps({"data": {"source": "synthetic", "seed": 1, "synthetic": {"count": 4, "difficulties": [1]}}, "batch_size": 2,
+                                 "max_completion_length": 8, "num_workers": 1, "save_steps": 100, "progress": False}),
+        "eval_config": json.dumps({
+            "endpoints": {"base": url}, "benchmarks": [{"name": "synthetic", "limit": 2}],
+            "sampling": {"preset": "custom", "n": 2, "temperature": 1.0, "max_tokens": 32, "per_request_seed": "off"},
+            "server": {"extra_args": ["--enforce-eager"], "max_model_len": 1024, "cpu_kv_cache_gib": 1}, "progress": False,
+        }),
+    }
+    out = run_local("polya", arguments, build, pipeline_root=tmp_path / "kfp")
+    executed = out["executed"]  # kfp.local's task folders: the component's name, numbered from the second task on
+    assert set(executed) == {"data", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
+    assert executed["report"] == ["comparison", "summary"] and executed["sft"] == ["metrics", "model"]
+    report_task = Path(out["run_dir"]) / "report"
+    results = json.loads((report_task / "comparison" / "results.json").read_text())
+    assert list(results["arms"]) == FULL_ARMS
+    for arm in FULL_ARMS:
+        assert set(results["arms"][arm]["benchmarks"]["synthetic"]["pass_at_k"]) == {"1", "2"}, arm
+    models = {arm: results["arms"][arm]["model"] for arm in FULL_ARMS}
+    assert models["base"] == "embedded:smollm2-135m-instruct"
+    assert all(Path(models[arm], "config.json").is_file() for arm in ("rl", "wrong_answer_sft_rl"))  # the trained artifacts were served
+    summary = (report_task / "summary").read_text()
+    assert all(arm in summary for arm in FULL_ARMS)
 
 
 def test_smoke_pipeline_runs_with_kfp_local(smoke_run):

@@ -2,38 +2,29 @@
 
 ``render_chart(values)`` returns every rendered object; ``validate_object(obj)`` checks one against
 Kubernetes' own schemas (kubernetes-validate, strict: unknown fields fail) or, for the custom
-resources, against the CRD schema subsets vendored in tests/fixtures/crds (see its README).
+resources, against the upstream CRDs vendored in tests/fixtures/crds (support.crds: structural
+schema, list-map keys, CEL rules; unknown fields fail; see its README).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import helm_python as helm
-import importlib_resources
-import jsonschema
 import kubernetes_validate
-import referencing
 import yaml
+from support.crds import crd_for, crd_problems
 
 REPO = Path(__file__).resolve().parents[3]
 CHART_DIR = REPO / "charts" / "polya"
 CI_VALUES_DIR = CHART_DIR / "ci"
-CRD_DIR = REPO / "tests" / "fixtures" / "crds"
 KUBE_VERSION = "1.30"
 RELEASE = "demo"
 NAMESPACE = "polya"
-
-CUSTOM_KINDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.yaml",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.yaml",
-    ("ray.io/v1", "RayCluster"): "raycluster.yaml",
-}
 
 
 @dataclass
@@ -70,7 +61,8 @@ class RenderedChart:
         raise KeyError(f"no {kind}/{name} rendered; have: {sorted((o.kind, o.name) for o in self.objects)}")
 
     def pod_specs(self) -> Iterator[tuple[RenderedObject, dict[str, Any]]]:
-        """Every pod spec: workloads' templates and the RayCluster's head and worker templates."""
+        """Every pod spec: workloads' templates, the RayCluster's head and worker templates, the
+        ClusterTrainingRuntime's job templates."""
         for o in self.objects:
             spec = o.body.get("spec", {})
             if o.kind in ("Deployment", "StatefulSet", "Job", "DaemonSet"):
@@ -79,6 +71,9 @@ class RenderedChart:
                 yield o, spec["headGroupSpec"]["template"]["spec"]
                 for group in spec.get("workerGroupSpecs", []):
                     yield o, group["template"]["spec"]
+            elif o.kind == "ClusterTrainingRuntime":
+                for job in spec["template"]["spec"]["replicatedJobs"]:
+                    yield o, job["template"]["spec"]["template"]["spec"]
 
 
 def load_ci_values(name: str) -> dict[str, Any]:
@@ -107,48 +102,13 @@ def render_chart(values: dict[str, Any] | None = None, *, release: str = RELEASE
     return RenderedChart(values=values or {}, objects=objects, notes=notes, raw=raw)
 
 
-def _strict(schema: Any) -> Any:
-    """Unknown fields fail: additionalProperties false on every object that lists its properties."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items() if not k.startswith("x-")}
-        if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out:
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-@functools.lru_cache(maxsize=1)
-def _k8s_definitions() -> dict[str, Any]:
-    version = [v for v in kubernetes_validate.utils.all_versions() if v.startswith(KUBE_VERSION)][-1]
-    ref = importlib_resources.files("kubernetes_validate").joinpath(
-        f"kubernetes-json-schema/v{version}-local-strict/_definitions.json"
-    )
-    return json.loads(ref.read_text())
-
-
-@functools.lru_cache(maxsize=None)
-def _crd_validator(filename: str) -> jsonschema.Draft202012Validator:
-    crd = yaml.safe_load((CRD_DIR / filename).read_text())
-    schema = _strict(crd["openAPIV3Schema"])
-    schema["properties"]["metadata"] = {
-        "$ref": "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-    }
-    registry = referencing.Registry().with_resource(
-        "https://kubernetes.io/api/_definitions.json", referencing.Resource.from_contents(_k8s_definitions())
-    )
-    return jsonschema.Draft202012Validator(schema, registry=registry)
-
-
 def validate_object(obj: RenderedObject) -> None:
     """Raise AssertionError naming the object, the path and the reason when ``obj`` is invalid."""
-    key = (obj.body.get("apiVersion"), obj.kind)
-    if key in CUSTOM_KINDS:
-        errors = sorted(_crd_validator(CUSTOM_KINDS[key]).iter_errors(obj.body), key=lambda e: list(e.path))
-        if errors:
-            lines = [f"  {'.'.join(map(str, e.path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]]
-            raise AssertionError(f"{obj!r} does not match the {key[1]} CRD schema:\n" + "\n".join(lines))
+    if crd_for(str(obj.body.get("apiVersion")), obj.kind) is not None:
+        problems = crd_problems(obj.body)
+        if problems:
+            lines = [f"  {str(p)[:300]} ({p.kind})" for p in problems[:10]]
+            raise AssertionError(f"{obj!r} does not match the {obj.kind} CRD:\n" + "\n".join(lines))
         return
     try:
         kubernetes_validate.validate(obj.body, KUBE_VERSION, strict=True)

@@ -84,7 +84,8 @@ def test_pods_run_non_root_with_runtime_default_seccomp_and_no_capabilities(rend
             assert sc["allowPrivilegeEscalation"] is False, (obj, container["name"])
             assert sc["readOnlyRootFilesystem"] is True, (obj, container["name"])
             assert sc["capabilities"] == {"drop": ["ALL"]}, (obj, container["name"])
-            assert "resources" in container and container["resources"].get("limits", {}).get("memory"), (obj, container["name"])
+            if obj.kind != "ClusterTrainingRuntime":  # a TrainJob sets its nodes' resources (resourcesPerNode)
+                assert "resources" in container and container["resources"].get("limits", {}).get("memory"), (obj, container["name"])
     assert seen > 0
 
 
@@ -113,6 +114,9 @@ def test_service_account_tokens_are_not_mounted_into_services(rendered: Rendered
     for obj, pod in rendered.pod_specs():
         if obj.kind == "Deployment" and obj.name.endswith("-prometheus"):
             continue  # service discovery needs the API
+        if obj.kind == "RayCluster" and obj.body["spec"]["enableInTreeAutoscaling"] and pod is obj.body["spec"]["headGroupSpec"]["template"]["spec"]:
+            assert pod["automountServiceAccountToken"] is True  # KubeRay's autoscaler beside the head calls the API
+            continue
         assert pod.get("automountServiceAccountToken") is False, obj
 
 
@@ -142,17 +146,34 @@ def test_external_s3_egress_uses_the_endpoint_port() -> None:
     assert {"ports": [{"protocol": "TCP", "port": 7480}]} in policy["egress"]
 
 
+def _granted(role: dict) -> dict[tuple[str, str], set[str]]:
+    return {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+
+
 def test_pipeline_runner_rbac_is_namespaced_and_bound(rendered_defaults: RenderedChart) -> None:
     assert not rendered_defaults.of_kind("ClusterRole") and not rendered_defaults.of_kind("ClusterRoleBinding")
-    role = rendered_defaults.get("Role", f"{RELEASE}-polya-pipeline-runner")
-    binding = rendered_defaults.get("RoleBinding", f"{RELEASE}-polya-pipeline-runner")
     sa = rendered_defaults.get("ServiceAccount", f"{RELEASE}-polya-pipeline-runner")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    for name in ("pipeline-runner", "job-submitter"):
+        role = rendered_defaults.get("Role", f"{RELEASE}-polya-{name}")
+        binding = rendered_defaults.get("RoleBinding", f"{RELEASE}-polya-{name}")
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    granted = _granted(rendered_defaults.get("Role", f"{RELEASE}-polya-pipeline-runner"))
     assert {"create", "delete"} <= granted[("", "pods")] and {"create"} <= granted[("batch", "jobs")]
     assert {"create", "delete"} <= granted[("ray.io", "rayclusters")]
     assert granted[("", "secrets")] == {"get"}
+
+
+def test_the_job_submitter_role_covers_every_job_kind_polya_submits(rendered_defaults: RenderedChart) -> None:
+    """Every kind in JOB_KINDS can be created, followed and deleted, and its pods' logs read (a
+    TrainJob or PyTorchJob submitted under the chart's service account used to get 403)."""
+    from polya.pipeline.jobs import JOB_KINDS
+
+    granted = _granted(rendered_defaults.get("Role", f"{RELEASE}-polya-job-submitter"))
+    for kind in JOB_KINDS.values():
+        assert {"create", "get", "list", "watch", "delete"} <= granted.get((kind.group, kind.plural), set()), kind.kind
+    assert {"get", "list"} <= granted[("", "pods")] and "get" in granted[("", "pods/log")]
+    assert ("ray.io", "rayjobs") not in _granted(rendered_defaults.get("Role", f"{RELEASE}-polya-pipeline-runner"))  # granted once
 
 
 # ---------------------------------------------------------------- scheduling and resources
@@ -392,3 +413,145 @@ def test_kind_config_matches_the_chart_pools_and_node_ports(rendered_kind: Rende
     # nothing in the kind values needs a GPU or the GPU pool
     for obj, pod in rendered_kind.pod_specs():
         assert pod.get("nodeSelector") == {"polya.dev/pool": "cpu"}, obj
+
+
+# ---------------------------------------------------------------- cluster readiness
+
+
+def _as_kuberay_completes_it(obj: RenderedObject, pod: dict) -> dict:
+    """A RayCluster pod with what KubeRay adds: the wait-gcs-ready init container (the Ray container's
+    security context) and, on the head with autoscaling, the autoscaler container (autoscalerOptions')."""
+    pod = copy.deepcopy(pod)
+    ray = pod["containers"][0]
+    pod["initContainers"] = [{"name": "wait-gcs-ready", "image": ray["image"], "securityContext": ray["securityContext"]}]
+    spec = obj.body["spec"]
+    if spec.get("enableInTreeAutoscaling") and ray["name"] == "ray-head":
+        pod["containers"].append({"name": "autoscaler", "image": ray["image"], "securityContext": spec["autoscalerOptions"]["securityContext"]})
+    return pod
+
+
+def test_every_pod_passes_pod_security_restricted(rendered: RenderedChart) -> None:
+    """A namespace enforcing PodSecurity "restricted" admits every pod of the chart (KubeRay's
+    additions included), except the verifier in sandbox mode namespaces, an explicit opt-in."""
+    from support.pod_security import restricted_violations
+
+    for obj, pod in rendered.pod_specs():
+        if _is_namespaces_verifier(obj, rendered.values):
+            assert restricted_violations(pod), obj  # privileged on purpose
+            continue
+        if obj.kind == "RayCluster":
+            pod = _as_kuberay_completes_it(obj, pod)
+        assert restricted_violations(pod) == [], obj
+
+
+def test_pods_run_as_the_uid_of_the_polya_images(rendered_defaults: RenderedChart) -> None:
+    from polya.pipeline.jobs import IMAGE_UID
+
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["podSecurityContext"]["runAsUser"] == values["podSecurityContext"]["fsGroup"] == IMAGE_UID
+
+
+def test_ray_gpu_workers_can_get_pods() -> None:
+    """The gpu worker group starts at 0 replicas: the autoscaler adds workers when Ray asks for GPUs.
+    Without autoscaling a 0-replica group would never get a pod, so the chart refuses it."""
+    chart = render_chart(VALUE_SETS["gpu"])
+    ray = chart.get("RayCluster", f"{RELEASE}-polya-ray")["spec"]
+    groups = {g["groupName"]: g for g in ray["workerGroupSpecs"]}
+    assert ray["enableInTreeAutoscaling"] is True and groups["gpu"]["maxReplicas"] >= 1
+    assert ray["autoscalerOptions"]["securityContext"]["allowPrivilegeEscalation"] is False
+    assert ray["headGroupSpec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    api = chart.get("NetworkPolicy", f"{RELEASE}-polya-ray-autoscaler")["spec"]
+    assert api["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ray-head"
+    assert {"protocol": "TCP", "port": 443} in api["egress"][0]["ports"]
+
+    without = copy.deepcopy(VALUE_SETS["gpu"])
+    without["ray"]["autoscaling"] = {"enabled": False}
+    with pytest.raises(helm.HelmError, match=r"ray.workerGroups\[gpu\]: replicas is 0 and ray.autoscaling.enabled is false"):
+        render_chart(without)
+    groups_values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["ray"]["workerGroups"]
+    for group in groups_values:
+        group.update(replicas=1, minReplicas=1)
+    without["ray"]["workerGroups"] = groups_values
+    chart = render_chart(without)
+    ray = chart.get("RayCluster", f"{RELEASE}-polya-ray")["spec"]
+    assert ray["enableInTreeAutoscaling"] is False and "autoscalerOptions" not in ray
+    assert all(g["replicas"] == 1 for g in ray["workerGroupSpecs"])
+    assert ray["headGroupSpec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert not [o for o in chart.of_kind("NetworkPolicy") if o.name.endswith("-autoscaler")]
+    groups_values[0].update(replicas=9, maxReplicas=4)
+    with pytest.raises(helm.HelmError, match=r"replicas \(9\) must lie between minReplicas \(1\) and maxReplicas \(4\)"):
+        render_chart({**without, "ray": {**without["ray"], "workerGroups": groups_values}})
+
+
+def test_long_release_names_fit_kuberay_and_kubernetes() -> None:
+    """Helm allows release names of 53 characters; KubeRay refuses RayCluster names over 53 (it used
+    to get 63), Services and label values stop at 63."""
+    release = "polya-experiment-with-a-rather-long-release-name-0001"
+    assert len(release) == 53
+    chart = render_chart(VALUE_SETS["gpu"], release=release)
+    (ray,) = chart.of_kind("RayCluster")
+    assert len(ray.name) <= 53 and ray.name.endswith("-ray")
+    for obj in chart.objects:
+        validate_object(obj)
+        if obj.kind == "Service":
+            assert len(obj.name) <= 63, obj
+        assert all(len(v) <= 63 for v in obj.body["metadata"].get("labels", {}).values()), obj
+    (runtime,) = chart.of_kind("ClusterTrainingRuntime")
+    assert len(runtime.name) <= 63
+
+
+def test_ray_version_follows_the_trainer_image() -> None:
+    """The chart cannot read docker/: its rayVersion is the one copy, kept equal to the image's pin."""
+    from polya.pipeline.config import image_ray_version
+
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["ray"]["rayVersion"] == image_ray_version()
+
+
+def test_a_polya_trainjob_on_the_charts_runtime_makes_a_valid_restricted_pod(rendered_gpu: RenderedChart) -> None:
+    """The chart's ClusterTrainingRuntime merged with a TrainJob as polya submits it (sft.runtime
+    naming it): one /dev/shm, the job's volumes, a valid Kubernetes pod, PodSecurity restricted."""
+    import kubernetes_validate
+    from support.crds import crd_problems
+    from support.pod_security import restricted_violations
+    from support.trainer import trainjob_pod
+
+    from polya.pipeline.config import PipelineBuildConfig, cluster_target
+    from polya.pipeline.jobs import JobSpec, job_manifest
+    from polya.pipeline.launch import stage_command
+
+    (runtime,) = rendered_gpu.of_kind("ClusterTrainingRuntime")
+    assert runtime.name == f"{NAMESPACE}-{RELEASE}-polya-torch" and runtime.body["metadata"].get("namespace") is None
+    jobset = runtime.body["spec"]["template"]["spec"]
+    assert jobset["failurePolicy"] == {"maxRestarts": 0} and jobset["ttlSecondsAfterFinished"] == 60
+    (node,) = jobset["replicatedJobs"]
+    assert node["template"]["spec"]["backoffLimit"] == 0
+    target = cluster_target(PipelineBuildConfig.model_validate({"sft": {"nodes": 2, "gpus": 4, "runtime": runtime.name}}), "sft")
+    spec = JobSpec(name="polya-sft-polya-abc", namespace=NAMESPACE, image=target.image, gpus=target.gpus, gpu_pool=target.gpu,
+                   command=stage_command(["torchrun", "-m", "polya.cli.main", "sft", "--config", "/tmp/c.yaml"], "/tmp/c.yaml"))
+    trainjob = job_manifest(target, spec)
+    assert trainjob["spec"]["runtimeRef"]["name"] == runtime.name and crd_problems(trainjob) == []
+    pod = trainjob_pod(trainjob, node["template"]["spec"]["template"]["spec"])
+    (container,) = pod["containers"]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert sorted(mounts) == ["/dev/shm", "/tmp"] and {v["name"] for v in pod["volumes"]} >= {m["name"] for m in container["volumeMounts"]}
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4" and pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod}, "1.30", strict=True)
+    assert restricted_violations(pod) == []
+
+
+def test_the_kind_e2e_job_is_a_valid_restricted_job() -> None:
+    """The Job scripts/kind-e2e.sh applies (a heredoc) is a valid Kubernetes object whose pod passes
+    PodSecurity restricted and runs as the images' uid."""
+    from chart_render import REPO
+    from support.pod_security import restricted_violations
+
+    from polya.pipeline.jobs import IMAGE_UID
+
+    script = (REPO / "scripts" / "kind-e2e.sh").read_text()
+    text = script.split("cat <<YAML", 1)[1].split("\nYAML\n", 1)[0].split("\n", 1)[1]
+    text = re.sub(r"\$(\w+)", lambda m: {"TAG": "0.1.0"}.get(m.group(1), "polya"), text.replace("\\$", "$"))
+    job = yaml.safe_load(text)
+    validate_object(RenderedObject("scripts/kind-e2e.sh", job))
+    pod = job["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == [] and pod["securityContext"]["runAsUser"] == IMAGE_UID

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("docs_settings", ROOT / "scripts" / "docs_settings.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("docs_settings")
 
 
 def test_every_settings_table_in_the_docs_matches_its_config() -> None:

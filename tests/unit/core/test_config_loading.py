@@ -291,3 +291,17 @@ def test_validate_assignment_is_on() -> None:
     cfg = Outer()
     with pytest.raises(ValidationError):
         cfg.rounds = 0
+
+
+def test_settings_text_reads_json_as_json_and_yaml_as_yaml() -> None:
+    """json.dumps writes an emoji as a surrogate pair (\\ud83d\\ude42); read as YAML that became two broken characters."""
+    import json
+
+    from polya.core.config import parse_settings_text
+
+    prompt = 'Use $\\boxed{}$, "quotes" and Pólya 🙂'
+    assert parse_settings_text(json.dumps({"system_prompt": prompt}))["system_prompt"] == prompt
+    assert parse_settings_text("{max_seq_length: 256, lora: {enabled: true}}") == {"max_seq_length": 256, "lora": {"enabled": True}}
+    assert parse_settings_text("system_prompt: 'Pólya 🙂'\n") == {"system_prompt": "Pólya 🙂"}
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        parse_settings_text("[1, 2]", "rl_config")

@@ -2,77 +2,47 @@
 
 No cluster runs on the test machine, so this stands in for the API server (the opt-in kind test
 talks to a real one). The real ``kubernetes`` client talks to it over HTTP: create / get / delete
-of PyTorchJobs and RayJobs, list pods by label selector, read pod logs. Created objects are
-validated against the vendored CRD schemas (tests/fixtures/crds/jobs/) with strict field
-validation (unknown fields rejected, as ``kubectl apply --validate=strict`` does) and answered with
-the API server's 422 Status on failure. Each GET of a job advances a scripted status sequence; pods
-and their log lines appear with the steps.
+of TrainJobs, PyTorchJobs and RayJobs, list pods by label selector, read pod logs. Created objects
+are validated against the upstream CRDs vendored in tests/fixtures/crds (support.crds: defaults,
+types, list-map keys, CEL rules) and refused with the API server's 422 Status; unknown fields are
+refused with 400 BadRequest when the request asks for ``fieldValidation=Strict`` (what ``JobRunner``
+sends) and kept otherwise (a real server prunes them). Each GET of a job advances a scripted status sequence; pods and their log
+lines appear with the steps.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jsonschema
-import yaml
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "crds" / "jobs"
-
-
-@dataclass
-class Crd:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    schema: dict[str, Any]
+from support.crds import Crd, vendored_crds
+from support.local_http import JsonHandler, LocalServer
+from support.structural_schema import Problem
 
 
-def strict(schema: Any) -> Any:
-    """Copy of an OpenAPI schema in which objects with listed properties accept no other keys."""
-    if isinstance(schema, list):
-        return [strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: strict(v) for k, v in schema.items()}
-    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
-        out["additionalProperties"] = False
-    return out
+def load_crds() -> dict[str, Crd]:
+    """The namespaced job kinds the server serves (storage versions of the vendored CRDs), by plural."""
+    return {crd.plural: crd for crd in vendored_crds().values() if crd.kind in ("TrainJob", "PyTorchJob", "RayJob") and crd.storage}
 
 
-def load_crds(folder: Path = CRD_DIR) -> dict[str, Crd]:
-    """The vendored CRDs by plural."""
-    crds = {}
-    for path in sorted(folder.glob("*-crd.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        version = doc["spec"]["versions"][0]
-        crds[doc["spec"]["names"]["plural"]] = Crd(
-            doc["spec"]["group"], version["name"], doc["spec"]["names"]["plural"], doc["spec"]["names"]["kind"],
-            version["schema"]["openAPIV3Schema"],
-        )
-    return crds
+def validation_problems(obj: Any, crd: Crd) -> list[Problem]:
+    """What the API server would refuse (``invalid`` / ``rule``) or prune (``unknown``) in ``obj``."""
+    problems = []
+    if obj.get("apiVersion") != crd.api_version:
+        problems.append(Problem("apiVersion", f"must be {crd.api_version}"))
+    if obj.get("kind") != crd.kind:
+        problems.append(Problem("kind", f"must be {crd.kind}"))
+    return problems + crd.schema.problems(obj)
 
 
 def validation_errors(obj: Any, crd: Crd) -> list[str]:
-    """What the API server would reject: schema violations (strict fields) and a wrong apiVersion/kind."""
-    errors = []
-    if obj.get("apiVersion") != f"{crd.group}/{crd.version}":
-        errors.append(f"apiVersion: must be {crd.group}/{crd.version}")
-    if obj.get("kind") != crd.kind:
-        errors.append(f"kind: must be {crd.kind}")
-    validator = jsonschema.Draft7Validator(strict(crd.schema))
-    for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
-        errors.append(f"{'.'.join(str(p) for p in err.absolute_path) or '<root>'}: {err.message}")
-    return errors
+    """:func:`validation_problems` as text, unknown fields included (strict field validation)."""
+    return [str(p) for p in validation_problems(obj, crd)]
 
 
 @dataclass
@@ -88,7 +58,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
 
 
-class KubeApiServer:
+class KubeApiServer(LocalServer):
     """Start with ``with KubeApiServer() as api:``; ``api.url`` is the host for the client."""
 
     def __init__(self) -> None:
@@ -101,17 +71,7 @@ class KubeApiServer:
         self.requests: list[str] = []
         self.on_create: Any = None  # called with each created object (a stand-in for the job's work)
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "KubeApiServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__()
 
     def script(self, name: str, script: Script) -> None:
         """Set what happens to the job ``name`` once it is created."""
@@ -125,43 +85,34 @@ class KubeApiServer:
         return client.ApiClient(cfg)
 
     # -- request handling ---------------------------------------------------------------------
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep pytest output clean
-                pass
-
-            def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 server.requests.append(f"POST {self.path}")
-                m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/?]+)", urlsplit(self.path).path)
+                parts = urlsplit(self.path)
+                m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/?]+)", parts.path)
                 if not m:
-                    return self._send(404, _status(404, "NotFound", f"the server could not find the requested resource ({self.path})"))
+                    return self.send_json(404, _status(404, "NotFound", f"the server could not find the requested resource ({self.path})"))
                 group, version, ns, plural = m.groups()
                 crd = server.crds.get(plural)
                 if crd is None or (crd.group, crd.version) != (group, version):
-                    return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
-                obj = self._body()
-                errors = validation_errors(obj, crd)
+                    return self.send_json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                obj = self.read_json()
+                problems = validation_problems(obj, crd)
                 name = (obj.get("metadata") or {}).get("name", "")
+                strict = parse_qs(parts.query).get("fieldValidation", [""])[0] == "Strict"
+                errors = [str(p) for p in problems if p.kind != "unknown"]
                 if errors:
-                    return self._send(422, _status(422, "Invalid", f'{crd.kind}.{crd.group} "{name}" is invalid: ' + "; ".join(errors)))
+                    return self.send_json(422, _status(422, "Invalid", f'{crd.kind}.{crd.group} "{name}" is invalid: ' + "; ".join(errors)))
+                unknown = [f'unknown field "{p.path}"' for p in problems if p.kind == "unknown"]
+                if strict and unknown:
+                    return self.send_json(400, _status(400, "BadRequest", "strict decoding error: " + ", ".join(unknown)))
                 key = (plural, ns, name)
                 with server.lock:
                     if key in server.objects:
-                        return self._send(409, _status(409, "AlreadyExists", f'{plural}.{group} "{name}" already exists'))
+                        return self.send_json(409, _status(409, "AlreadyExists", f'{plural}.{group} "{name}" already exists'))
                     obj = copy.deepcopy(obj)
                     obj["metadata"].update({"uid": str(uuid.uuid4()), "creationTimestamp": "2026-01-01T00:00:00Z"})
                     server.objects[key] = obj
@@ -169,7 +120,7 @@ class KubeApiServer:
                     server.created.append(copy.deepcopy(obj))
                 if server.on_create is not None:
                     server.on_create(copy.deepcopy(obj))
-                self._send(201, obj)
+                self.send_json(201, obj)
 
             def do_GET(self) -> None:
                 server.requests.append(f"GET {self.path}")
@@ -181,33 +132,33 @@ class KubeApiServer:
                     with server.lock:
                         obj = server.objects.get(key)
                         if obj is None:
-                            return self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                            return self.send_json(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
                         script = server.scripts.get(name)
                         if script is not None:
                             server.steps[key] = min(server.steps[key] + 1, len(script.statuses) - 1)
                             obj["status"] = copy.deepcopy(script.statuses[server.steps[key]])
-                        return self._send(200, obj)
+                        return self.send_json(200, obj)
                 m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", parts.path)
                 if m:
                     selector = parse_qs(parts.query).get("labelSelector", [""])[0]
-                    return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self._pods(m.group(1), selector)})
+                    return self.send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self._pods(m.group(1), selector)})
                 m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", parts.path)
                 if m:
-                    return self._send(200, self._log(m.group(2)), "text/plain")
-                self._send(404, _status(404, "NotFound", f"no route for {self.path}"))
+                    return self.send_json(200, self._log(m.group(2)), "text/plain")
+                self.send_json(404, _status(404, "NotFound", f"no route for {self.path}"))
 
             def do_DELETE(self) -> None:
                 server.requests.append(f"DELETE {self.path}")
                 m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)/([^/]+)", urlsplit(self.path).path)
                 if not m:
-                    return self._send(404, _status(404, "NotFound", "no such route"))
+                    return self.send_json(404, _status(404, "NotFound", "no such route"))
                 _g, _v, ns, plural, name = m.groups()
                 with server.lock:
                     obj = server.objects.pop((plural, ns, name), None)
                     if obj is None:
-                        return self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                        return self.send_json(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
                     server.deleted.append((plural, ns, name))
-                self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}})
+                self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}})
 
             def _current_step(self, job: str) -> int:
                 steps = [s for (p, ns, n), s in server.steps.items() if n == job]

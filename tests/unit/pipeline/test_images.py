@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from polya.pipeline.config import IMAGE_TAG, ImagesConfig
+from polya.pipeline.jobs import IMAGE_UID
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGES = {"vllm-server": "polya/vllm-server", "verifier": "polya/verifier", "trainer": "polya/trainer", "cpu": "polya/cpu"}
@@ -62,7 +63,7 @@ def test_dockerfile_structure(name):
             base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), base)
             assert "$" not in base and ":" in base and not base.endswith(":latest"), f"{name}: base image {base} is not pinned to a tag"
     users = [rest for kind, rest in steps if kind == "USER"]
-    assert users and users[-1] not in ("root", "0"), f"{name}: the image must end as a non-root user"
+    assert users and users[-1] == str(IMAGE_UID), f"{name}: the image must end as uid {IMAGE_UID} (the chart's and the job pods' runAsUser)"
     assert any(kind == "HEALTHCHECK" for kind, _ in steps), f"{name}: no HEALTHCHECK"
     labels = " ".join(rest for kind, rest in steps if kind == "LABEL")
     assert f'org.opencontainers.image.title="{IMAGES[name]}"' in labels and "org.opencontainers.image.version" in labels
@@ -112,3 +113,11 @@ def test_names_tags_and_commands_match_the_chart_and_the_pipeline():
 def test_build_script_refuses_unknown_images():
     result = subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and "images: cpu verifier vllm-server trainer" in result.stderr
+
+
+def test_buildah_script_builds_only_the_cpu_images():
+    script = ROOT / "scripts" / "build-images-buildah.sh"
+    result = subprocess.run(["bash", str(script), "nope"], capture_output=True, text=True)
+    assert result.returncode == 2 and "images: verifier cpu" in result.stderr
+    result = subprocess.run(["bash", str(script), "trainer"], capture_output=True, text=True)
+    assert result.returncode == 2 and "CUDA vLLM image" in result.stderr

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from polya.cli.main import cli
 from polya.core.errors import ConfigError
-from polya.pipeline.config import PipelineBuildConfig
+from polya.pipeline.config import PipelineBuildConfig, image_ray_version
 from polya.pipeline.kfp import build_pipeline, check_arguments, compile_pipeline
 from polya.pipeline.loader import COMPONENTS, PIPELINES, load_component
 
@@ -181,15 +181,21 @@ def test_every_task_gets_minio_credentials_from_the_secret_and_caching(default_i
 def test_multi_node_stages_submit_jobs_from_light_pods(tmp_path):
     ir = compiled(tmp_path, sft={"nodes": 4, "gpus": 8}, rl={"workers": 2, "gpus": 8}, namespace="training", gpu={"node_selector": {"pool": "h100"}})
     sft_cluster = json.loads(ir.param("sft-polya", "cluster"))
-    assert (sft_cluster["kind"], sft_cluster["size"], sft_cluster["gpus"], sft_cluster["namespace"]) == ("pytorchjob", 4, 8, "training")
+    assert (sft_cluster["kind"], sft_cluster["size"], sft_cluster["gpus"], sft_cluster["namespace"]) == ("trainjob", 4, 8, "training")
+    assert sft_cluster["runtime"] == "torch-distributed" and sft_cluster["ttl_s"] == 60 and sft_cluster["timeout_s"] == 7 * 24 * 3600
     assert sft_cluster["gpu"]["node_selector"] == {"pool": "h100"} and sft_cluster["image"] == "polya/trainer:0.1.0"
     rl_cluster = json.loads(ir.param("rl-polya_sft", "cluster"))
-    assert (rl_cluster["kind"], rl_cluster["size"]) == ("rayjob", 2)
+    assert (rl_cluster["kind"], rl_cluster["size"], rl_cluster["ray_version"]) == ("rayjob", 2, image_ray_version())
     for name in ("sft-polya", "rl-polya_sft", "rl-base"):
         assert "accelerator" not in ir.container(name)["resources"], name  # the job pods hold the GPUs
         assert ir.k8s(name)["fieldPathAsEnv"] == [{"fieldPath": "metadata.namespace", "name": "POD_NAMESPACE"}]
         assert ir.param(name, "checkpoint_root") == "s3://polya/pipeline-runs"
     assert ir.container("eval-polya_sft_rl")["resources"]["accelerator"]["resourceCount"] == "1"
+    # Training Operator v1 clusters: a PyTorchJob instead; a chart-installed runtime by name
+    ir = compiled(tmp_path, sft={"nodes": 2, "job_kind": "pytorchjob"})
+    assert json.loads(ir.param("sft-polya", "cluster"))["kind"] == "pytorchjob"
+    ir = compiled(tmp_path, sft={"nodes": 2, "runtime": "polya-polya-torch"})
+    assert json.loads(ir.param("sft-star", "cluster"))["runtime"] == "polya-polya-torch"
 
 
 def test_vllm_service_pvc_checkpoints_and_arm_choice(tmp_path):
@@ -225,6 +231,9 @@ def test_smoke_pipeline_is_data_generate_select_on_cpu(tmp_path):
     ({"s3": {"staging_uri": "/local"}}, "s3://bucket/prefix"),
     ({"name": "Polya Run"}, "DNS label"),
     ({"gpu": {"tolerations": [{"operator": "Sometimes"}]}}, "operator"),
+    ({"sft": {"job_kind": "mpijob"}}, "trainjob.*pytorchjob"),
+    ({"sft": {"runtime": "Torch Distributed"}}, r"must be a DNS subdomain .* such as torch-distributed, got 'Torch Distributed'"),
+    ({"job_ttl_s": -1}, "job_ttl_s"),
 ])
 def test_build_settings_are_validated(settings, message):
     from pydantic import ValidationError

@@ -93,3 +93,15 @@ def test_folders_copy_both_ways(tmp_path: Path):
     assert (tmp_path / "back" / "sub" / "w.bin").read_bytes() == b"123"
     with pytest.raises(StoreError, match="expected a folder"):
         copy_folder_in(str(tmp_path / "missing"), tmp_path / "x")
+
+
+def test_each_eval_task_keeps_only_its_arms_running_server(tmp_path):
+    """The pipeline passes one eval_config to every eval task; endpoints: {base: url} serves the base
+    arm's task and must not break the others (they start vLLM on their model artifacts)."""
+    from polya.pipeline.steps.eval import eval_config
+
+    shared = '{"endpoints": {"base": "http://vllm:8000/v1"}, "benchmarks": [{"name": "synthetic", "limit": 2}]}'
+    base = eval_config(shared, None, str(tmp_path / "a"), model="embedded:smollm2-135m-instruct", label="base")
+    assert base.arms == {"base": "embedded:smollm2-135m-instruct"} and base.arm_endpoint("base") == "http://vllm:8000/v1"
+    rl = eval_config(shared, str(tmp_path / "rl-model"), str(tmp_path / "b"), label="rl", benchmarks="synthetic")
+    assert rl.arms == {"rl": str(tmp_path / "rl-model")} and rl.endpoints == {} and rl.arm_endpoint("rl") is None

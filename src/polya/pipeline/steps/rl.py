@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from polya.core.config import parse_settings_text
@@ -28,7 +27,7 @@ def rl_step(
     MinIO, a RayJob runs ``polya rl`` on its head (``ray_address: auto``, the KubeRay cluster) with
     the model's ``s3://`` URI, and ``final/`` is downloaded from MinIO.
     """
-    from polya.pipeline.jobs import job_name, shell_entrypoint
+    from polya.pipeline.jobs import job_name
     from polya.rl.config import RlConfig
 
     source = model_dir_in or model
@@ -46,9 +45,8 @@ def rl_step(
         if not parse_settings_text(config_yaml, "config_yaml").get("ray_address"):
             forced["ray_address"] = "auto"
         cfg = stage_config(RlConfig, config_yaml, forced)
-        config_path = "/tmp/polya-rl.yaml"
-        command = shell_entrypoint(["polya", "rl", "--config", config_path], config_path=config_path)
-        submit_and_wait(target, job_name("polya-rl", digest), command, cfg, entrypoint=shlex.join(command), api_client=api_client)
+        config_file = "/tmp/polya-rl.yaml"
+        submit_and_wait(target, job_name("polya-rl", digest), "rl", ["polya", "rl", "--config", config_file], cfg, config_file, api_client=api_client)
         final_uri = join_uri(cfg.output_uri, TrainingLayout.FINAL)
     copy_folder_in(final_uri, model_dir)
     summary = {"final": final_uri, "run_dir": run_dir, "from": source, "start": start}

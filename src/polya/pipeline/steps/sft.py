@@ -23,11 +23,11 @@ def sft_step(
 ) -> dict[str, Any]:
     """Fine-tune on ``dataset`` of a datasets artifact; the final checkpoint becomes ``model_dir``.
 
-    In the pod: the SFT stage trains here. With a ``pytorchjob`` cluster target: the dataset goes
-    to MinIO, a PyTorchJob runs ``torchrun -m polya.cli.main sft`` on N GPU nodes, and the final
-    checkpoint is downloaded from MinIO.
+    In the pod: the SFT stage trains here. With a ``trainjob`` or ``pytorchjob`` cluster target:
+    the dataset goes to MinIO, the job runs ``torchrun -m polya.cli.main sft`` on N GPU nodes, and
+    the final checkpoint is downloaded from MinIO.
     """
-    from polya.pipeline.jobs import job_name, shell_entrypoint
+    from polya.pipeline.jobs import job_name
     from polya.sft.config import SftConfig
 
     data = dataset_file(datasets_dir, dataset)
@@ -45,9 +45,9 @@ def sft_step(
         layout = RunLayout(run_dir)
         open_store(run_dir).upload_file(data, f"{layout.select.dataset_dir(dataset)}/{data.name}")
         cfg = stage_config(SftConfig, config_yaml, forced)
-        config_path = "/tmp/polya-sft.yaml"
-        command = shell_entrypoint(["torchrun", "-m", "polya.cli.main", "sft", "--config", config_path], config_path=config_path)
-        submit_and_wait(target, job_name("polya-sft", dataset, digest), command, cfg, api_client=api_client)
+        config_file = "/tmp/polya-sft.yaml"
+        submit_and_wait(target, job_name("polya-sft", dataset, digest), "sft", ["torchrun", "-m", "polya.cli.main", "sft", "--config", config_file],
+                        cfg, config_file, api_client=api_client)
         final_uri = join_uri(cfg.output_uri, TrainingLayout.FINAL)
         stored = read_training_summary(open_store(cfg.output_uri))
         summary = stored.dump() if stored else {}

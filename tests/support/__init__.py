@@ -1,0 +1,7 @@
+"""Test support shared by the unit and integration tests (not tests themselves).
+
+``structural_schema``: CRD structural-schema validation as an API server does it; ``crds``: the
+vendored upstream CRDs (tests/fixtures/crds); ``pod_security``: the Pod Security Standards'
+"restricted" rules. ``tests/conftest.py`` puts ``tests/`` on the import path, so test modules
+import them as ``from support.crds import ...``.
+"""
