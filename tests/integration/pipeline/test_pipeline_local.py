@@ -47,7 +47,7 @@ The SFT dataset is wrong_answer, the control that always has rows: with a handfu
 
 
 def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, tmp_path):
-    """data -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
+    """data -> decontaminate -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
 
     Generation and the base arm's evaluation use the session's vLLM server (the pipeline's
     generate.vllm_endpoint and eval_config endpoints); the trained arms' evaluations start vLLM on
@@ -62,6 +62,8 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     })
     arguments = {
         "data_limit": 2, "heuristics": "decomposition,working_backward", "n_per_question": 2, "rounds": 1, "samples": 2,
+        # The synthetic training and eval problems share templates (as in the cpu-demo): flag, not drop.
+        "decontaminate_action": "flag",
         "sft_max_steps": 1, "rl_group_size": 2, "rl_max_steps": 1, "benchmarks": "synthetic",
         "data_config": json.dumps({"synthetic": {"count": 4, "difficulties": [1]}}),
         "generate_config": json.dumps({"sampling": {"max_tokens": 48}, "concurrency": 8, "progress": False}),
@@ -77,7 +79,7 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     }
     out = run_local("polya", arguments, build, pipeline_root=tmp_path / "kfp")
     executed = out["executed"]  # kfp.local's task folders: the component's name, numbered from the second task on
-    assert set(executed) == {"data", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
+    assert set(executed) == {"data", "decontaminate", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
     assert executed["report"] == ["comparison", "summary"] and executed["sft"] == ["metrics", "model"]
     report_task = Path(out["run_dir"]) / "report"
     results = json.loads((report_task / "comparison" / "results.json").read_text())
