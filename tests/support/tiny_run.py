@@ -26,7 +26,8 @@ def tiny_run_settings(
             "server": {"endpoint": endpoint},
             "data": {"source": "synthetic", "synthetic": {"count": questions, "difficulties": [1]}},
             "heuristics": HEURISTICS, "sampling": {"max_tokens": 48}, "bootstrap": {"rounds": 1, "samples": samples},
-            "progress": False, **(generate or {}),
+            # No plain prompt: the arms here train on heuristic datasets, and the tests count the heuristic requests.
+            "plain": False, "progress": False, **(generate or {}),
         },
         "select": {"datasets": datasets, "progress": False},
         "sft": {"max_steps": 2, "batch_size": 2, "save_steps": 2, "logging_steps": 1, "max_seq_length": 256, "progress": False, **(sft or {})},
