@@ -40,7 +40,10 @@ def test_select_reads_and_writes_an_s3_run_directory(bucket: str) -> None:
     ])
     writer.flush()
 
-    out = run(SelectConfig(run_dir=run_dir, datasets=["polya", "star", "wrong_answer"], output_format="parquet", progress=False))
+    # The records hold heuristic generations only (no plain prompt): star draws from them.
+    out = run(SelectConfig(
+        run_dir=run_dir, datasets=["polya", "star", "wrong_answer"], baseline_source="heuristics", output_format="parquet", progress=False
+    ))
     assert out.stage_uri == f"{run_dir}/select"
     table = pq.read_table(io.BytesIO(store.read_bytes("select/polya/train.parquet")))
     assert sorted(table.column("generation_id").to_pylist()) == [
