@@ -14,9 +14,10 @@ A worker that dies on its own (a crash, the OOM killer) costs its current item a
 verdict and is replaced too, unless more than ``crash_limit`` died within a minute: then the pool
 is dead (:meth:`JudgePool.alive` is False) and pending work fails with :class:`JudgePoolError`.
 
-Items travel in **chunks**: one pipe message carries up to ``chunk_size`` items (fewer when the
-queue is short, so that every worker gets a share; a code item always travels alone, it may run
-for seconds), and one reply carries their verdicts. The deadline stays per item: before each item
+Items travel in **chunks**: one pipe message carries up to ``chunk_size`` items, and one reply
+carries their verdicts. Fewer when the queue is short (every worker gets a share) or items are
+slow (about :data:`_CHUNK_WORK_S` of judging a chunk, from the recent time per item); a code item
+always travels alone (it may run for seconds). The deadline stays per item: before each item
 a worker writes the item's number and start time into a small shared-memory slot, and the
 dispatcher reads it, so it knows which item of a chunk is running and for how long. A worker sends
 what it has judged so far whenever ``_FLUSH_S`` passed since its last reply, so a slow item does
@@ -65,6 +66,10 @@ stuck. Larger items wait until their worker is idle and reading."""
 _FLUSH_S = 0.2
 """A worker replies with the verdicts it has so far once this long passed since its last reply,
 even in the middle of a chunk: what a killed worker judged but did not send is judged again."""
+
+_CHUNK_WORK_S = 0.01
+"""A chunk holds about this much judging (from the recent time per item), so that slow items
+travel a few at a time and the workers finish a batch together; fast ones up to ``chunk_size``."""
 
 _CRASH_WINDOW_S = 60.0
 _PARENT_CHECK_S = 1.0
@@ -360,6 +365,7 @@ class JudgePool:
         self._last_failure: str | None = None
         self._ready_event = threading.Event()
         self._ever_ready = 0
+        self._item_s = 0.001  # moving average of the time a worker spent per item
 
         self.restarts = 0
         """Workers replaced (deadline kills and crashes)."""
@@ -598,9 +604,11 @@ class JudgePool:
         return chunk
 
     def _chunk_size(self) -> int:
-        """Items per message now: ``chunk_size``, or fewer so that each worker's ``prefetch`` chunks share the queue."""
+        """Items per message now: ``chunk_size``, or fewer so that each worker's ``prefetch`` chunks
+        share the queue and a chunk is about :data:`_CHUNK_WORK_S` of judging."""
         share = -(-self._queued // (self.workers * self.prefetch))
-        return max(1, min(self.chunk_size, share))
+        by_time = int(_CHUNK_WORK_S / self._item_s)
+        return max(1, min(self.chunk_size, share, by_time))
 
     def _put_back(self, tasks: Iterable[_Task]) -> None:
         with self._lock:
@@ -674,6 +682,7 @@ class JudgePool:
             task_seq, task = w.tasks.popleft()
             assert seq == task_seq, f"worker answered item {seq}, expected {task_seq}"
             self.items_judged += 1
+            self._item_s = 0.9 * self._item_s + 0.1 * min(float(fields.get("latency_s") or 0.0), 1.0)
             task.batch.finish(task.index, Verdict.model_construct(**fields))
         while w.chunk_ends and (not w.tasks or w.chunk_ends[0] < w.tasks[0][0]):
             w.chunk_ends.popleft()
