@@ -103,7 +103,8 @@ class DecontaminateLayout:
 @dataclass(frozen=True)
 class GenerateLayout:
     """``generate/`` of a run: ``config.json`` (the identity, checked on resume), ``questions.jsonl``
-    (frozen at the first start), ``generations/round-NN/part-*.jsonl`` and ``summary.json``."""
+    (frozen at the first start), ``generations/round-NN/part-*.jsonl``, ``generations/rationalization/part-*.jsonl``
+    (the plain condition asked again with the answer as a hint) and ``summary.json``."""
 
     root: str = "generate"
 
@@ -113,6 +114,10 @@ class GenerateLayout:
     def round(self, index: int) -> str:
         """Folder of one bootstrap round's shards."""
         return f"{self.generations}/round-{index:02d}"
+
+    def rationalization(self) -> str:
+        """Folder of the rationalization pass's shards (after the bootstrap rounds)."""
+        return f"{self.generations}/rationalization"
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ class GenerateSummary(StageOutput):
 
     questions: int
     heuristics: list[str]
-    pairs: int = Field(description="(question, heuristic) pairs asked for.")
+    pairs: int = Field(description="(question, condition) pairs asked for: the heuristics, plus the plain prompt when on.")
     pairs_solved: int
     questions_solved: int
     samples: int
@@ -168,6 +168,11 @@ class GenerateSummary(StageOutput):
     completion_tokens: int
     rounds: dict[str, dict[str, int]] = Field(default_factory=dict)
     per_heuristic: dict[str, dict[str, int]] = Field(default_factory=dict)
+    plain: bool = Field(default=False, description="Whether the plain condition (heuristic 'plain') was generated.")
+    rationalization: dict[str, int] | None = Field(
+        default=None,
+        description="The rationalization pass, counted apart from the rounds: questions_asked, samples, correct, questions_solved, completion_tokens.",
+    )
 
 
 def read_generate_summary(store: ArtifactStore) -> GenerateSummary | None:
@@ -187,6 +192,8 @@ class DatasetReport(StageOutput):
     questions: int
     rejections: dict[str, int] = Field(default_factory=dict, description="Generations left out, by reason.")
     notes: list[str] = Field(default_factory=list)
+    source: str = Field(default="heuristics", description="The prompt condition drawn from: heuristics, or plain (the plain step-by-step prompt).")
+    rationalized: int = Field(default=0, description="Examples that are rationalized solutions (asked with the answer as a hint, stored without it).")
 
 
 class SelectReport(StageOutput):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from polya.core.config import StageConfig, http_url, with_default
 from polya.data.config import ColumnsConfig
@@ -215,6 +215,26 @@ class EvalServerConfig(ServerConfig):
     )
 
 
+def _names_as_specs(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _unique_benchmarks(value: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
+    if not value:
+        raise ValueError(f"benchmarks must name at least one benchmark; valid: {', '.join(BENCHMARKS)}")
+    names = [b.name for b in value]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"benchmarks {dupes} are listed twice")
+    return value
+
+
+BenchmarkSpecs = Annotated[list[BenchmarkSpec], BeforeValidator(_names_as_specs), AfterValidator(_unique_benchmarks)]
+"""A list of benchmarks, each a name (``gsm8k``) or a mapping (``{name: gsm8k, limit: 100}``), none twice."""
+
+
 class EvalConfig(RequestSettings, JudgeSettings):
     """pass@k evaluation of one or more models (arms) on math and out-of-distribution benchmarks."""
 
@@ -223,7 +243,7 @@ class EvalConfig(RequestSettings, JudgeSettings):
         default_factory=lambda: {"base": EMBEDDED_MODEL},
         description=f"Arm name -> model: an HF hub id, a local checkpoint directory, an s3:// checkpoint URI, or '{EMBEDDED_MODEL}'.",
     )
-    benchmarks: list[BenchmarkSpec] = Field(
+    benchmarks: BenchmarkSpecs = Field(
         default_factory=_default_benchmarks,  # type: ignore[arg-type]
         validate_default=True,
         description="Benchmarks to run: names ([gsm8k, math500]) or mappings ({name: gsm8k, path: test.jsonl, limit: 100, columns: {question: problem}}).",
@@ -246,24 +266,6 @@ class EvalConfig(RequestSettings, JudgeSettings):
     diversity_ngram_max: int = Field(default=2, ge=1, le=4, description="Word n-grams 1..N are the TF-IDF features of the Vendi score.")
     judge: CompositionJudgeConfig = Field(default_factory=CompositionJudgeConfig, description="Composition analysis (LLM judge of heuristics); off by default.")
     progress: bool = Field(default=True, description="Show progress bars.")
-
-    @field_validator("benchmarks", mode="before")
-    @classmethod
-    def _names_as_specs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
-
-    @field_validator("benchmarks")
-    @classmethod
-    def _unique_benchmarks(cls, value: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
-        if not value:
-            raise ValueError(f"benchmarks must name at least one benchmark; valid: {', '.join(BENCHMARKS)}")
-        names = [b.name for b in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"benchmarks {dupes} are listed twice")
-        return value
 
     @field_validator("arms")
     @classmethod

@@ -31,7 +31,7 @@ from polya.experiment.arms import (
 from polya.generate.config import GenerateConfig
 from polya.models import EMBEDDED_MODEL
 from polya.rl.config import RlConfig
-from polya.select.config import SelectConfig
+from polya.select.config import BASELINE_DATASETS, SelectConfig
 from polya.sft.config import SftConfig
 
 STAGES = ("decontaminate", "generate", "select", "sft", "rl", "eval")
@@ -164,19 +164,32 @@ class RunConfig(StageConfig):
         wanted = [name for name in self.sft_datasets() if name != DISTILL and name not in self.select.datasets]
         if wanted:
             object.__setattr__(self.select, "datasets", [*self.select.datasets, *wanted])
+        plain_datasets = self.plain_datasets()
+        if plain_datasets and not self.generate.plain and "generate" in self.stages:
+            raise ValueError(
+                f"arms train on {', '.join(plain_datasets)}, drawn from the plain prompt (select.baseline_source plain), but "
+                "generate.plain is false: set generate.plain true, or select.baseline_source heuristics"
+            )
         return self
+
+    def plain_datasets(self) -> list[str]:
+        """The datasets arms train on that draw from the plain condition (star, breadth, depth with ``baseline_source: plain``)."""
+        if self.select.baseline_source != "plain":
+            return []
+        return [name for name in self.sft_datasets() if name in BASELINE_DATASETS]
 
     def uses_distill(self) -> bool:
         """Whether an arm trains on the teacher's dataset (then generate and select also run for the teacher)."""
         return DISTILL in self.sft_datasets()
 
     def distill_generate_config(self) -> GenerateConfig:
-        """The generate stage for the teacher: the run's settings, the teacher's model, ``<run_dir>/distill``."""
+        """The generate stage for the teacher: the run's settings, the teacher's model, ``<run_dir>/distill``; no
+        plain prompt (the distill dataset is the polya rule, which draws from the heuristic prompts only)."""
         d = self.distill
         server = self.generate.server.model_copy(update={
             "model": d.model or self.model, "endpoint": d.endpoint, "served_model_name": d.served_model_name, "api_key": d.api_key,
         })
-        return self.generate.model_copy(update={"run_dir": RunLayout(self.run_dir).distill().root, "server": server})
+        return self.generate.model_copy(update={"run_dir": RunLayout(self.run_dir).distill().root, "server": server, "plain": False})
 
     def distill_select_config(self) -> SelectConfig:
         """The select stage for the teacher: the polya rule on its generations, into the ``distill`` dataset."""

@@ -39,7 +39,7 @@ from polya.data.decontaminate import (
 from polya.data.loader import load_questions
 from polya.data.records import QuestionRecord
 from polya.eval.benchmarks import EvalItem, load_benchmark
-from polya.eval.config import BenchmarkSpec, EvalConfig
+from polya.eval.config import BenchmarkSpec, BenchmarkSpecs, EvalConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,31 +58,13 @@ class DecontaminateConfig(DecontaminationSettings):
         default_factory=DataConfig,
         description="The training questions: the same settings as generate's data (polya run uses generate.data).",
     )
-    benchmarks: list[BenchmarkSpec] = Field(
+    benchmarks: BenchmarkSpecs = Field(
         default_factory=_EVAL_BENCHMARKS.default_factory,  # type: ignore[arg-type]
         validate_default=True,
         description="Benchmarks to compare with, written as eval's benchmarks: names ([gsm8k, math500]) or mappings "
         "({name: gsm8k, path: test.jsonl, limit: 100}); polya run uses eval.benchmarks.",
     )
     progress: bool = Field(default=True, description="Log progress while comparing.")
-
-    @field_validator("benchmarks", mode="before")
-    @classmethod
-    def _names_as_specs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
-
-    @field_validator("benchmarks")
-    @classmethod
-    def _some_benchmarks(cls, value: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
-        if not value:
-            raise ValueError("benchmarks must name at least one benchmark to compare the training questions with")
-        names = [b.name for b in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"benchmarks {dupes} are listed twice")
-        return value
 
     def settings(self) -> dict[str, Any]:
         """How questions are compared (what the report records)."""

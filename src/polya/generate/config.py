@@ -40,15 +40,38 @@ class BootstrapConfig(StageConfig):
         return min(self.max_samples, math.ceil(self.samples * self.growth ** (round_index - 1)))
 
 
+class RationalizationConfig(StageConfig):
+    """Rationalization (STaR, Zelikman et al. 2022): questions the plain prompt never solved are asked again with the answer as a hint."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "After the bootstrap rounds, ask every question without a correct plain solution once more with the plain prompt plus "
+            "its reference answer as a hint (needs plain). Correct answers are stored with rationalized: true and train without the hint."
+        ),
+    )
+    samples: int = Field(default=2, ge=1, le=1024, description="Samples per rationalization request (one request per unsolved question).")
+
+
 class GenerateConfig(RequestSettings, JudgeSettings):
-    """Generate several solutions per question per Pólya heuristic on an OpenAI-compatible server."""
+    """Generate several solutions per question per Pólya heuristic (and with a plain prompt) on an OpenAI-compatible server."""
 
     run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI. Output goes to <run_dir>/generate/.")
     data: DataConfig = Field(default_factory=DataConfig, description="Where the training questions come from.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="The model server (started by polya, or an existing endpoint).")
     heuristics: HeuristicIds = Field(default_factory=lambda: ["all"], description="Heuristic ids from the catalog to use, or [all].")
     catalog: str | None = Field(default=None, description="Path to a heuristic catalog YAML; default: the packaged Pólya catalog.")
-    num_exemplars: int = Field(default=1, ge=0, le=8, description="Few-shot exemplars of each heuristic placed in the prompt.")
+    plain: bool = Field(
+        default=True,
+        description=(
+            "Also generate with the plain step-by-step prompt (no heuristic; the catalog's plain exemplars), in the same rounds, "
+            "recorded as heuristic 'plain': the condition select's star, breadth and depth draw from (baseline_source plain)."
+        ),
+    )
+    rationalization: RationalizationConfig = Field(
+        default_factory=RationalizationConfig, description="Rationalization of the plain condition (STaR's hinted second pass)."
+    )
+    num_exemplars: int = Field(default=1, ge=0, le=8, description="Few-shot exemplars of each heuristic (and of the plain prompt) placed in the prompt.")
     system_prompt: str | None = Field(default=None, description="Override the catalog's system prompt.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Sampling parameters.")
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig, description="Bootstrap rounds and budgets.")
@@ -65,6 +88,9 @@ class GenerateConfig(RequestSettings, JudgeSettings):
             "data": self.data.model_dump(mode="json"),
             "model": self.server.model,
             "heuristics": self.heuristics,
+            "plain": self.plain,
+            "rationalization.enabled": self.plain and self.rationalization.enabled,
+            "rationalization.samples": self.rationalization.samples,
             "catalog": self.catalog,
             "num_exemplars": self.num_exemplars,
             "system_prompt": self.system_prompt,

@@ -1,4 +1,4 @@
-"""The generation stage: several solutions per question per Pólya heuristic, in bootstrap rounds.
+"""The generation stage: several solutions per question per Pólya heuristic (and plainly), in bootstrap rounds.
 
 ``run(config)`` is the one entry point; the CLI, the KFP component and the tests all call it.
 
@@ -7,7 +7,8 @@ Layout under ``<run_dir>/generate/`` (:class:`polya.core.layout.GenerateLayout`)
     config.json                       settings that decide what is generated (checked on resume)
     questions.jsonl                   the question set, frozen at the first start
     generations/round-01/part-*.jsonl records, streamed as atomic shards while generating
-    summary.json                      per-round and per-heuristic counts, tokens, throughput
+    generations/rationalization/...   the rationalization pass (plain prompt + the answer as a hint)
+    summary.json                      per-round and per-heuristic counts, rationalization, tokens, throughput
 
 The questions are those of ``data``, less the ones the run's decontaminate stage removed
 (``decontaminate/report.json`` with ``action: drop``); the removed ids are part of the stage's
@@ -17,6 +18,12 @@ Round 1 asks for ``bootstrap.samples`` solutions of every (question, heuristic) 
 is checked with math-verify as it arrives; round r+1 retries, with more samples, the pairs that
 have no correct solution yet. Running the stage again resumes: requests whose records are
 already stored are skipped, so nothing is generated twice and nothing finished is lost.
+
+Beside the heuristics, ``plain`` adds the plain condition: the standard step-by-step prompt with
+its own exemplars and no heuristic, recorded as heuristic ``plain`` (the STaR baseline's data).
+After the rounds, ``rationalization`` asks every question with no correct plain solution once
+more with its reference answer as a hint (STaR's rationalization); those records carry
+``rationalized: true``, are counted apart in the summary and never mark a pair as solved.
 """
 
 from __future__ import annotations
@@ -43,9 +50,11 @@ from polya.data.records import QuestionRecord
 from polya.generate import metrics
 from polya.generate.config import GenerateConfig
 from polya.heuristics import (
+    PLAIN,
     Heuristic,
     HeuristicCatalog,
     build_messages,
+    condition_id,
     prompt_fingerprint,
 )
 from polya.sampling import (
@@ -84,7 +93,13 @@ class _Progress:
     new_tokens: int = 0
     done_requests: set[tuple[str, str, int]] = field(default_factory=set)
     solved_round: dict[tuple[str, str], int] = field(default_factory=dict)
+    rationalized_asked: set[str] = field(default_factory=set)
+    """Questions the rationalization pass already asked."""
     budget_exhausted: bool = False
+
+
+RATIONALIZATION_SEED_KEY = f"{PLAIN}+hint"
+"""What stands for the condition in the seed of a rationalization request (never a catalog id)."""
 
 
 def request_seed(base_seed: int, question_id: str, heuristic: str, round_index: int) -> int:
@@ -135,6 +150,8 @@ class GenerationStage:
         self.store = open_store(config.run_dir)
         self.catalog = HeuristicCatalog.load(config.catalog)
         self.heuristics: list[Heuristic] = self.catalog.select(config.heuristics)
+        self.conditions: list[Heuristic | None] = [*self.heuristics, *([None] if config.plain else [])]
+        """The prompt conditions: the heuristics, then the plain prompt (``None``, recorded as ``plain``)."""
         self.progress = _Progress()
         self._writer: ShardWriter | None = None
         self.excluded = excluded_questions(config)
@@ -207,23 +224,40 @@ class GenerationStage:
         p = self.progress
         p.records += 1
         p.completion_tokens += int(rec.get("completion_tokens") or 0)
+        if rec.get("rationalized"):
+            p.rationalized_asked.add(rec["question_id"])
+            return  # a hinted answer solves no pair
         p.done_requests.add((rec["question_id"], rec["heuristic"], int(rec["round"])))
         if rec.get("correct"):
             pair = (rec["question_id"], rec["heuristic"])
             p.solved_round[pair] = min(p.solved_round.get(pair, 10**9), int(rec["round"]))
 
-    def _pending(self, questions: list[QuestionRecord], round_index: int) -> list[tuple[QuestionRecord, Heuristic]]:
+    def _pending(self, questions: list[QuestionRecord], round_index: int) -> list[tuple[QuestionRecord, Heuristic | None]]:
         """Pairs to request in ``round_index``: unsolved before it and not yet requested in it."""
         out = []
         for q in questions:
-            for h in self.heuristics:
-                solved_in = self.progress.solved_round.get((q.id, h.id))
+            for h in self.conditions:
+                cid = condition_id(h)
+                solved_in = self.progress.solved_round.get((q.id, cid))
                 if solved_in is not None and solved_in < round_index:
                     continue
-                if (q.id, h.id, round_index) in self.progress.done_requests:
+                if (q.id, cid, round_index) in self.progress.done_requests:
                     continue
                 out.append((q, h))
         return out
+
+    def _rationalizing(self) -> bool:
+        return self.config.plain and self.config.rationalization.enabled
+
+    def _pending_rationalization(self, questions: list[QuestionRecord]) -> list[tuple[QuestionRecord, Heuristic | None]]:
+        """Questions with no correct plain solution that the rationalization pass has not asked yet."""
+        if not self._rationalizing():
+            return []
+        p = self.progress
+        return [
+            (q, None) for q in questions
+            if (q.id, PLAIN) not in p.solved_round and q.id not in p.rationalized_asked and q.answer.strip()
+        ]
 
     def _budget_left(self) -> bool:
         budget = self.config.bootstrap.token_budget
@@ -232,29 +266,36 @@ class GenerationStage:
         return not self.progress.budget_exhausted
 
     # ----- one request ------------------------------------------------------------------
-    def _body(self, endpoint: Endpoint, q: QuestionRecord, h: Heuristic, round_index: int, n: int) -> dict[str, Any]:
+    def _body(
+        self, endpoint: Endpoint, q: QuestionRecord, h: Heuristic | None, round_index: int, n: int, rationalize: bool = False
+    ) -> dict[str, Any]:
         cfg = self.config
         messages = build_messages(
-            q.question, h, self.catalog, num_exemplars=cfg.num_exemplars, system_prompt=cfg.system_prompt
+            q.question, h, self.catalog, num_exemplars=cfg.num_exemplars, system_prompt=cfg.system_prompt,
+            hint=q.answer if rationalize else None,
         )
-        seed = request_seed(cfg.sampling.seed, q.id, h.id, round_index)
+        seed = request_seed(cfg.sampling.seed, q.id, RATIONALIZATION_SEED_KEY if rationalize else condition_id(h), round_index)
         return chat_body(endpoint, messages, cfg.sampling, n, seed, cfg.server.vllm_extensions)
 
     def _records(
-        self, q: QuestionRecord, h: Heuristic, round_index: int, body: dict[str, Any], choices: list[Choice], prompt_tokens: Any,
-        latency: float, verdicts: list[dict[str, Any]],
+        self, q: QuestionRecord, h: Heuristic | None, round_index: int, body: dict[str, Any], choices: list[Choice], prompt_tokens: Any,
+        latency: float, verdicts: list[dict[str, Any]], rationalized: bool = False,
     ) -> list[dict[str, Any]]:
+        """One record per sample. A rationalized record's ``question`` is the question without the hint
+        (what it trains on); ``prompt_fingerprint`` is of the hinted prompt that was asked."""
         cfg = self.config
         fingerprint = prompt_fingerprint(body["messages"])
         now = datetime.now(timezone.utc).isoformat()
+        cid = condition_id(h)
         out = []
         for choice, verdict in zip(choices, verdicts):
             out.append(
                 {
-                    "id": f"{q.id}|{h.id}|r{round_index}|s{choice.index}",
+                    "id": f"{q.id}|{cid}|rationalized|s{choice.index}" if rationalized else f"{q.id}|{cid}|r{round_index}|s{choice.index}",
                     "question_id": q.id,
-                    "heuristic": h.id,
+                    "heuristic": cid,
                     "round": round_index,
+                    "rationalized": rationalized,
                     "sample_index": choice.index,
                     "question": q.question,
                     "reference": q.answer,
@@ -291,23 +332,25 @@ class GenerationStage:
         verifier: Verifier,
         writer: ShardWriter,
         round_index: int,
-        pending: list[tuple[QuestionRecord, Heuristic]],
+        pending: list[tuple[QuestionRecord, Heuristic | None]],
+        rationalize: bool = False,
     ) -> None:
         cfg = self.config
-        n = cfg.bootstrap.samples_in_round(round_index)
+        n = cfg.rationalization.samples if rationalize else cfg.bootstrap.samples_in_round(round_index)
+        desc = "generate rationalization" if rationalize else f"generate round {round_index}/{cfg.bootstrap.rounds}"
         bar = tqdm(
-            total=len(pending) * n, unit="sample", desc=f"generate round {round_index}/{cfg.bootstrap.rounds}",
+            total=len(pending) * n, unit="sample", desc=desc,
             disable=not cfg.progress, dynamic_ncols=True,
         )
         started = time.monotonic()
         round_tokens = 0
 
-        async def one_request(pair: tuple[QuestionRecord, Heuristic]) -> bool:
+        async def one_request(pair: tuple[QuestionRecord, Heuristic | None]) -> bool:
             nonlocal round_tokens
             q, h = pair
             if not self._budget_left():
                 return False
-            body = self._body(endpoint, q, h, round_index, n)
+            body = self._body(endpoint, q, h, round_index, n, rationalize)
             t0 = time.monotonic()
             metrics.INFLIGHT.inc()
             try:
@@ -318,7 +361,9 @@ class GenerationStage:
             choices = parse_choices(resp)
             judged = await verifier.averify([VerifyItem(kind="math", prediction=c.text, reference=q.answer) for c in choices])
             verdicts = [{"correct": v.correct, "status": v.status, "extracted": v.extracted, "reason": v.reason} for v in judged]
-            records = self._records(q, h, round_index, body, choices, (resp.get("usage") or {}).get("prompt_tokens"), latency, verdicts)
+            records = self._records(
+                q, h, round_index, body, choices, (resp.get("usage") or {}).get("prompt_tokens"), latency, verdicts, rationalize
+            )
             for rec in records:
                 self._account(rec)
                 metrics.SAMPLES.labels(rec["heuristic"], str(rec["correct"]).lower()).inc()
@@ -358,8 +403,24 @@ class GenerationStage:
                         self._writer.flush()
                     self._writer = self._round_writer(r)
                     await self._run_round(endpoint, client, verifier, self._writer, r, pending)
+                await self._rationalize(endpoint, client, verifier, questions)
         finally:
             await client.aclose()
+
+    async def _rationalize(self, endpoint: Endpoint, client: ChatClient, verifier: Verifier, questions: list[QuestionRecord]) -> None:
+        """The rationalization pass: after the rounds, the plain prompt with the answer as a hint, once per unsolved question."""
+        cfg = self.config
+        pending = self._pending_rationalization(questions)
+        if not pending:
+            return
+        if not self._budget_left():
+            logger.info("token budget of %s reached; no rationalization", cfg.bootstrap.token_budget)
+            return
+        logger.info("rationalization: %s questions without a correct plain solution x %s samples", len(pending), cfg.rationalization.samples)
+        if self._writer is not None:
+            self._writer.flush()
+        self._writer = ShardWriter(self.store, self.paths.rationalization(), cfg.flush_every, cfg.flush_interval_s)
+        await self._run_round(endpoint, client, verifier, self._writer, cfg.bootstrap.rounds + 1, pending, rationalize=True)
 
     def _work_left(self, questions: list[QuestionRecord]) -> bool:
         """Whether any round still has requests to make (decides if a server is needed)."""
@@ -369,17 +430,29 @@ class GenerationStage:
         for r in range(1, self.config.bootstrap.rounds + 1):
             if self._pending(questions, r):
                 return True
-        return False
+        return bool(self._pending_rationalization(questions))
 
     # ----- summary ----------------------------------------------------------------------
     def summarize(self, questions: list[QuestionRecord], elapsed_s: float) -> GenerateSummary:
         rounds: dict[int, dict[str, int]] = {}
-        per_heuristic: dict[str, dict[str, int]] = {h.id: {"samples": 0, "correct": 0} for h in self.heuristics}
+        per_heuristic: dict[str, dict[str, int]] = {condition_id(h): {"samples": 0, "correct": 0} for h in self.conditions}
+        rationalization = {"questions_asked": 0, "samples": 0, "correct": 0, "questions_solved": 0, "completion_tokens": 0}
+        rationalized_solved: set[str] = set()
         finish: dict[str, int] = {}
-        samples = undecided = 0
+        samples = correct = undecided = tokens = 0
         for rec in iter_generations(self.store, check=False):
             samples += 1
+            correct += int(bool(rec["correct"]))
+            tokens += int(rec.get("completion_tokens") or 0)
             undecided += int(not record_decided(rec))
+            finish[str(rec.get("finish_reason"))] = finish.get(str(rec.get("finish_reason")), 0) + 1
+            if rec.get("rationalized"):  # counted apart: hinted answers are not the rounds' work
+                rationalization["samples"] += 1
+                rationalization["correct"] += int(bool(rec["correct"]))
+                rationalization["completion_tokens"] += int(rec.get("completion_tokens") or 0)
+                if rec["correct"]:
+                    rationalized_solved.add(rec["question_id"])
+                continue
             stats = rounds.setdefault(int(rec["round"]), {"samples": 0, "correct": 0, "completion_tokens": 0, "requests": 0})
             stats["samples"] += 1
             stats["correct"] += int(bool(rec["correct"]))
@@ -388,23 +461,26 @@ class GenerationStage:
             h = per_heuristic.setdefault(rec["heuristic"], {"samples": 0, "correct": 0})
             h["samples"] += 1
             h["correct"] += int(bool(rec["correct"]))
-            finish[str(rec.get("finish_reason"))] = finish.get(str(rec.get("finish_reason")), 0) + 1
-        pairs = len(questions) * len(self.heuristics)
+        rationalization["questions_asked"] = len(self.progress.rationalized_asked)
+        rationalization["questions_solved"] = len(rationalized_solved)
+        pairs = len(questions) * len(self.conditions)
         solved = len(self.progress.solved_round)
         return GenerateSummary(
             questions=len(questions),
-            heuristics=[h.id for h in self.heuristics],
+            heuristics=[condition_id(h) for h in self.conditions],
             pairs=pairs,
             pairs_solved=solved,
             pair_solve_rate=round(solved / pairs, 4) if pairs else 0.0,
             questions_solved=len({q for q, _ in self.progress.solved_round}),
             samples=samples,
-            correct_samples=sum(r["correct"] for r in rounds.values()),
+            correct_samples=correct,
             undecided_samples=undecided,
-            completion_tokens=sum(r["completion_tokens"] for r in rounds.values()),
+            completion_tokens=tokens,
             rounds={str(k): v for k, v in sorted(rounds.items())},
             rounds_configured=self.config.bootstrap.rounds,
             per_heuristic=per_heuristic,
+            plain=self.config.plain,
+            rationalization=rationalization if self._rationalizing() or rationalization["samples"] else None,
             finish_reasons=finish,
             token_budget_exhausted=self.progress.budget_exhausted,
             excluded_questions=len(self.excluded),
@@ -446,6 +522,11 @@ class GenerationStage:
             "generated %s samples (%s correct); %s/%s (question, heuristic) pairs solved",
             summary.samples, summary.correct_samples, summary.pairs_solved, summary.pairs,
         )
+        if summary.rationalization:
+            logger.info(
+                "rationalization: %s of %s questions asked with the answer as a hint gave a correct solution",
+                summary.rationalization["questions_solved"], summary.rationalization["questions_asked"],
+            )
         return GenerateOutputs(cfg.run_dir, self.layout.uri(STAGE), self.paths.generations, summary.dump())
 
 

@@ -47,6 +47,13 @@ _ID_RE = re.compile(ID_PATTERN)
 _BOXED = "\\boxed{"
 ALL = "all"
 """The selection keyword meaning every heuristic in catalog order."""
+PLAIN = "plain"
+"""The condition id of the plain step-by-step prompt (no heuristic), stored as ``heuristic`` in its
+records; reserved: no heuristic of a catalog may use it."""
+DEFAULT_RATIONALIZATION_HINT = (
+    "Hint: the correct final answer is {answer}. Write a complete step-by-step solution that reaches this answer "
+    "on its own, without mentioning the hint."
+)
 
 
 def _last_boxed(text: str) -> str | None:
@@ -133,6 +140,32 @@ class Heuristic(BaseModel):
         return _non_blank(v, info.field_name)
 
 
+class PlainPrompt(BaseModel):
+    """The plain condition: the standard step-by-step prompt with no heuristic instruction, with its own exemplars."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exemplars: list[Exemplar] = Field(
+        default_factory=list, description="Worked step-by-step examples without a heuristic: the few-shot turns of the plain condition."
+    )
+    rationalization_hint: str = Field(
+        default=DEFAULT_RATIONALIZATION_HINT,
+        description="Sentence put after the problem when rationalizing (STaR): '{answer}' is replaced by the reference answer.",
+    )
+
+    @field_validator("rationalization_hint")
+    @classmethod
+    def _hint_names_the_answer(cls, v: str) -> str:
+        _non_blank(v, "rationalization_hint")
+        if "{answer}" not in v:
+            raise ValueError("rationalization_hint must contain '{answer}' (replaced by the reference answer)")
+        return v
+
+    def hint(self, answer: str) -> str:
+        """The hint sentence for ``answer``."""
+        return self.rationalization_hint.strip().replace("{answer}", str(answer).strip())
+
+
 class HeuristicCatalog(BaseModel):
     """An ordered, validated set of heuristics plus the shared system prompt and answer format."""
 
@@ -145,6 +178,10 @@ class HeuristicCatalog(BaseModel):
     )
     heuristics: Annotated[list[Heuristic], not_empty("the catalog must define at least one heuristic")] = Field(
         description="The heuristics, in catalog order."
+    )
+    plain: PlainPrompt = Field(
+        default_factory=PlainPrompt,
+        description=f"The plain condition (recorded as heuristic '{PLAIN}'): its exemplars and the rationalization hint.",
     )
     _source: str = PrivateAttr(default="<memory>")
 
@@ -171,6 +208,8 @@ class HeuristicCatalog(BaseModel):
     def _unique_ids(self) -> HeuristicCatalog:
         seen: dict[str, int] = {}
         for index, heuristic in enumerate(self.heuristics):
+            if heuristic.id == PLAIN:
+                raise ValueError(f"heuristics[{index}]: id '{PLAIN}' is reserved for the plain condition (no heuristic); use another id")
             if heuristic.id in seen:
                 raise ValueError(
                     f"heuristics[{index}] (id '{heuristic.id}'): duplicate id, "
@@ -211,7 +250,7 @@ class HeuristicCatalog(BaseModel):
         if not isinstance(data, dict):
             raise ConfigError(
                 f"heuristic catalog {source} must be a mapping with keys "
-                f"version, system_prompt, answer_format, heuristics; got {type(data).__name__}"
+                f"version, system_prompt, answer_format, heuristics (optionally plain); got {type(data).__name__}"
             )
         return cls.from_dict(data, source=source)
 
@@ -299,6 +338,7 @@ _VALID_KEYS: dict[str, list[str]] = {
     "catalog": list(HeuristicCatalog.model_fields),
     "heuristic": list(Heuristic.model_fields),
     "exemplar": list(Exemplar.model_fields),
+    "plain": list(PlainPrompt.model_fields),
 }
 
 
@@ -318,6 +358,11 @@ def _describe_loc(loc: tuple[Any, ...], data: Any) -> tuple[str, str]:
             parts.append(f"heuristics[{index}]" + (f" (id '{hid}')" if hid is not None else ""))
             node, level = item, "heuristic"
             i += 2
+        elif key == "plain" and level == "catalog":
+            parts.append("plain")
+            node = node.get("plain") if isinstance(node, dict) else None
+            level = "plain"
+            i += 1
         elif key == "exemplars" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             index = loc[i + 1]
             node = node.get("exemplars") if isinstance(node, dict) else None

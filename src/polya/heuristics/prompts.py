@@ -9,9 +9,15 @@ The messages are OpenAI chat messages; the inference server applies the model's 
     ...        (the first ``num_exemplars`` exemplars)
     user       <instruction>\\n\\nProblem: <question>\\n\\n<answer_format>
 
-A plain prompt (``heuristic=None``, used by baselines and evaluation) is the same without the
-instruction line and, unless ``exemplars`` are passed, without few-shot turns. So a heuristic
-prompt's last user turn is exactly the plain one with the instruction in front of it.
+A plain prompt (``heuristic=None``: the plain condition of generation, recorded as heuristic
+``plain``) is the same without the instruction line, with the catalog's plain exemplars
+(``catalog.plain.exemplars``) as few-shot turns. So a heuristic prompt's last user turn is exactly
+the plain one with the instruction in front of it. Rationalization (STaR) adds a hint sentence
+naming the reference answer after each problem (each exemplar's with its own answer)::
+
+    user       Problem: <question>\n\n<hint naming the answer>\n\n<answer_format>
+
+Evaluation and RL ask with :func:`plain_messages` (zero-shot, no hint).
 """
 
 from __future__ import annotations
@@ -20,16 +26,23 @@ from typing import Sequence
 
 from polya.core.digest import digest
 from polya.core.errors import ConfigError, DataError
-from polya.heuristics.catalog import Exemplar, Heuristic, HeuristicCatalog
+from polya.heuristics.catalog import PLAIN, Exemplar, Heuristic, HeuristicCatalog
 
 FINGERPRINT_LENGTH = 16
 """Hex characters kept from the sha256 of a prompt (64 bits: collisions are not a concern here)."""
 
 
-def user_turn(question: str, answer_format: str, instruction: str | None = None) -> str:
-    """One user message: the optional heuristic instruction, the problem, the answer-format sentence."""
+def condition_id(heuristic: Heuristic | None) -> str:
+    """The id a prompt condition is recorded under: the heuristic's, or ``plain``."""
+    return heuristic.id if heuristic is not None else PLAIN
+
+
+def user_turn(question: str, answer_format: str, instruction: str | None = None, hint: str | None = None) -> str:
+    """One user message: the optional heuristic instruction, the problem, the optional hint, the answer-format sentence."""
     parts = [instruction.strip()] if instruction else []
     parts.append(f"Problem: {question.strip()}")
+    if hint:
+        parts.append(hint.strip())
     parts.append(answer_format.strip())
     return "\n\n".join(parts)
 
@@ -42,6 +55,7 @@ def build_messages(
     num_exemplars: int = 2,
     system_prompt: str | None = None,
     exemplars: Sequence[Exemplar] | None = None,
+    hint: str | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages asking the model to solve ``question`` with ``heuristic`` (None: plainly).
 
@@ -53,8 +67,11 @@ def build_messages(
         num_exemplars: how many few-shot exemplars to include, from the start of the list; fewer
             are used when fewer exist. ``0`` gives a zero-shot prompt.
         system_prompt: replaces ``catalog.system_prompt`` when given.
-        exemplars: few-shot exemplars to use instead of the heuristic's own (the only way to give
-            a plain prompt few-shot turns).
+        exemplars: few-shot exemplars to use instead of the heuristic's own (for a plain prompt:
+            instead of ``catalog.plain.exemplars``).
+        hint: the reference answer of ``question``, given as a hint (rationalization): the
+            catalog's ``plain.rationalization_hint`` follows every problem, each exemplar's
+            naming its own answer. The stored training prompt never carries it.
 
     Returns:
         ``[{"role": "system", ...}, ({"role": "user"}, {"role": "assistant"}) * k, {"role": "user"}]``.
@@ -69,14 +86,19 @@ def build_messages(
 
     instruction = heuristic.instruction if heuristic is not None else None
     if exemplars is None:
-        exemplars = heuristic.exemplars if heuristic is not None else ()
+        exemplars = heuristic.exemplars if heuristic is not None else catalog.plain.exemplars
     shots = list(exemplars)[:num_exemplars]
+    if hint is not None and not str(hint).strip():
+        raise DataError("cannot give an empty reference answer as a hint")
+
+    def hint_for(answer: str) -> str | None:
+        return catalog.plain.hint(answer) if hint is not None else None
 
     messages = [{"role": "system", "content": system.strip()}]
     for shot in shots:
-        messages.append({"role": "user", "content": user_turn(shot.question, catalog.answer_format, instruction)})
+        messages.append({"role": "user", "content": user_turn(shot.question, catalog.answer_format, instruction, hint_for(shot.answer))})
         messages.append({"role": "assistant", "content": shot.solution.strip()})
-    messages.append({"role": "user", "content": user_turn(question, catalog.answer_format, instruction)})
+    messages.append({"role": "user", "content": user_turn(question, catalog.answer_format, instruction, hint_for(str(hint)))})
     return messages
 
 

@@ -16,6 +16,10 @@ DATASETS = ("polya", "star", "wrong_answer", "breadth", "depth", "distill")
 """The SFT datasets ``polya select`` can build from one run's generations (those of the paper's arms);
 ``polya@<n>`` (:func:`dataset_rule`) is ``polya`` with n solutions per question."""
 
+BASELINE_DATASETS = ("star", "breadth", "depth")
+"""The datasets that draw from ``baseline_source`` (by default the plain prompt's generations); the
+others (polya, wrong_answer, distill) draw from the heuristic prompts."""
+
 MAX_N_PER_QUESTION = 64
 _POLYA_AT = re.compile(r"^polya@(\d+)$")
 
@@ -187,6 +191,21 @@ class SelectConfig(JudgeSettings):
         ),
     )
     seed: int = Field(default=0, description="Seed of the deterministic order in which breadth and depth pick questions.")
+    baseline_source: Literal["plain", "heuristics"] = Field(
+        default="plain",
+        description=(
+            "What star, breadth and depth draw from. plain: the plain step-by-step prompt's generations (generate.plain; as in STaR, "
+            "so STaR and Pólya differ only in heuristic diversity); heuristics: the Pólya-prompted ones. polya, wrong_answer and "
+            "distill always draw from the heuristic prompts."
+        ),
+    )
+    rationalized: bool = Field(
+        default=True,
+        description=(
+            "With baseline_source plain: rationalized solutions (generate.rationalization: asked with the answer as a hint, stored "
+            "without it) may enter star, breadth and depth, ranked after every unaided one, as in STaR."
+        ),
+    )
     heuristics: HeuristicIds = Field(
         default_factory=lambda: ["all"], description="Heuristic ids whose solutions may be selected, or [all]."
     )

@@ -4,13 +4,16 @@ One row per selected solution::
 
     {"messages": [{"role": "user", "content": <prompt>}, {"role": "assistant", "content": <solution>}],
      "question_id": "...", "heuristic": "working_backward", "score": 8.5, "round": 1,
-     "generation_id": "q1|working_backward|r1|s0", "correct": true}
+     "generation_id": "q1|working_backward|r1|s0", "correct": true, "rationalized": false}
 
 The user turn depends on ``prompt``: ``question`` (the question text only, the default: the
 model must learn to pick approaches itself), ``plain`` (the zero-shot plain prompt of
 :func:`polya.heuristics.build_messages`: the question plus the answer-format sentence) or
 ``heuristic`` (the zero-shot heuristic prompt: instruction, question, answer format).
-``system_prompt: true`` puts the catalog's system message first.
+``system_prompt: true`` puts the catalog's system message first. A solution of the plain
+condition (heuristic ``plain``) gets the plain prompt in ``heuristic`` mode; a rationalized one
+(asked with the reference answer as a hint) is stored with the same prompt as any other: the hint
+is never part of a training example.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Iterable, Literal
 from polya.core.layout import RunLayout
 from polya.core.outputs import DecontaminationReport
 from polya.core.store import ArtifactStore
-from polya.heuristics import HeuristicCatalog, build_messages
+from polya.heuristics import PLAIN, HeuristicCatalog, build_messages
 from polya.select.rules import Candidate, DatasetSelection, describe_dataset
 
 PromptMode = Literal["question", "plain", "heuristic"]
@@ -40,7 +43,7 @@ def training_messages(
         messages = [{"role": "system", "content": catalog.system_prompt.strip()}] if system_prompt else []
         messages.append({"role": "user", "content": question.strip()})
     else:
-        heuristic = catalog.get(heuristic_id) if prompt == "heuristic" else None
+        heuristic = catalog.get(heuristic_id) if prompt == "heuristic" and heuristic_id != PLAIN else None
         built = build_messages(question, heuristic, catalog, num_exemplars=0)
         messages = built if system_prompt else [m for m in built if m["role"] != "system"]
     messages.append({"role": "assistant", "content": completion.strip()})
@@ -57,6 +60,7 @@ def example_row(c: Candidate, catalog: HeuristicCatalog, prompt: PromptMode, sys
         "round": c.round,
         "generation_id": c.id,
         "correct": c.correct,
+        "rationalized": c.rationalized,
     }
 
 
@@ -73,6 +77,7 @@ def _parquet_schema() -> Any:
             ("round", pa.int64()),
             ("generation_id", pa.string()),
             ("correct", pa.bool_()),
+            ("rationalized", pa.bool_()),
         ]
     )
 
@@ -113,7 +118,7 @@ def score_summary(values: Iterable[float | None]) -> dict[str, Any]:
 def dataset_statistics(dataset: DatasetSelection, heuristic_order: list[str]) -> dict[str, Any]:
     """Counts of one dataset: examples, questions, per heuristic, per round, per question, rejections."""
     per_heuristic = Counter(c.heuristic for c in dataset.examples)
-    per_round = Counter(c.round for c in dataset.examples)
+    per_round = Counter(c.round for c in dataset.examples if not c.rationalized)
     per_question = Counter(c.question_id for c in dataset.examples)
     sizes = list(per_question.values())
     scores = [c.score for c in dataset.examples]
@@ -123,6 +128,8 @@ def dataset_statistics(dataset: DatasetSelection, heuristic_order: list[str]) ->
         "per_heuristic": {h: per_heuristic[h] for h in heuristic_order if per_heuristic[h]}
         | {h: n for h, n in sorted(per_heuristic.items()) if h not in heuristic_order},
         "per_round": {str(r): n for r, n in sorted(per_round.items())},
+        "source": dataset.source,
+        "rationalized": sum(1 for c in dataset.examples if c.rationalized),
         "examples_per_question": {
             "min": min(sizes) if sizes else 0,
             "mean": round(statistics.fmean(sizes), 3) if sizes else 0.0,
@@ -150,7 +157,27 @@ _REASONS = {
     "duplicate": "near-duplicate of a solution kept for the same question",
     "over_cap": "the question already had n_per_question solutions",
     "over_budget": "the dataset's budget was already used",
+    "plain_prompt": "written with the plain prompt: this dataset draws from the heuristic prompts",
+    "heuristic_prompt": "written with a heuristic prompt: this dataset draws from the plain prompt (`baseline_source`)",
+    "rationalized": "a rationalized solution (the answer was given as a hint); `rationalized: false`",
+    "mentions_hint": "a rationalized solution that refers to the hint, which its training prompt does not have",
 }
+
+
+def source_note(stats: dict[str, Any]) -> str:
+    """Which prompt condition a dataset drew from, and how many of its examples are rationalized."""
+    if stats.get("source") == "plain":
+        note = (
+            f"Drawn from the plain step-by-step prompt (condition `{PLAIN}`: no heuristic, its own exemplars), as in STaR, so "
+            "this dataset differs from `polya` only in heuristic diversity (`baseline_source: plain`)."
+        )
+        if stats.get("rationalized"):
+            note += (
+                f" {stats['rationalized']} of its examples are rationalized: the model was asked again with the reference answer "
+                "as a hint where no plain solution was correct; they are stored without the hint (the training prompt is the plain one)."
+            )
+        return note
+    return "Drawn from the Pólya heuristic prompts (the plain prompt's generations are left out)."
 
 
 def _table(header: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> str:
@@ -233,7 +260,9 @@ def render_card(
         "",
         f"**{stats['examples']} examples over {stats['questions']} questions**, selected from {source['records']} generations "
         f"({source['correct']} correct) of run `{source['run_id']}` with model `{source['model']}`. "
-        f"File: `{data_file}` (chat `messages` plus question_id, heuristic, score, round, generation_id, correct).",
+        f"File: `{data_file}` (chat `messages` plus question_id, heuristic, score, round, generation_id, correct, rationalized).",
+        "",
+        source_note(stats),
         "",
     ]
     if stats["examples"] == 0:

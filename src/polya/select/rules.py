@@ -17,6 +17,13 @@ depends on file order.
 - ``depth``: the ``polya`` picks of the questions with the most kept solutions, whole
   questions until the budget is reached (the last one may be cut); ``over_budget`` for the rest.
 Questions for breadth and depth are taken in a seeded, deterministic order (``seed``).
+
+Which prompt condition a dataset draws from: ``polya``, ``wrong_answer`` and ``distill`` only from
+the heuristic prompts (``plain_prompt`` for the plain condition's records); ``star``, ``breadth``
+and ``depth`` from the baseline source (``baseline_source``): by default the plain step-by-step
+prompt (``heuristic_prompt`` for the rest), rationalized solutions included unless
+``rationalized`` is off, so STaR and Pólya differ only in heuristic diversity. Drawn from the plain
+condition, ``depth`` keeps up to n solutions per question (one condition: no per-pair cap).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from polya.core.digest import seeded_order
+from polya.heuristics import PLAIN
 from polya.select.config import DedupConfig, dataset_rule
 from polya.select.dedup import NearDuplicateFilter
 
@@ -68,10 +76,20 @@ class Candidate:
     def correct(self) -> bool:
         return bool(self.record.get("correct"))
 
+    @property
+    def plain(self) -> bool:
+        """Written with the plain step-by-step prompt (no heuristic)."""
+        return self.heuristic == PLAIN
+
+    @property
+    def rationalized(self) -> bool:
+        """Written with the reference answer given as a hint (rationalization)."""
+        return bool(self.record.get("rationalized"))
+
 
 def rank_key(c: Candidate) -> tuple[Any, ...]:
-    """Sort key: scored before unscored, higher score, earlier round, catalog order, sample, id."""
-    return (c.score is None, -(c.score or 0.0), c.round, c.heuristic_rank, c.sample_index, c.id)
+    """Sort key: scored before unscored, unaided before rationalized, higher score, earlier round, catalog order, sample, id."""
+    return (c.score is None, c.rationalized, -(c.score or 0.0), c.round, c.heuristic_rank, c.sample_index, c.id)
 
 
 @dataclass
@@ -83,6 +101,8 @@ class DatasetSelection:
     rejections: Counter[str] = field(default_factory=Counter)
     budget: int | None = None
     notes: list[str] = field(default_factory=list)
+    source: str = "heuristics"
+    """The prompt condition the examples come from: ``heuristics`` or ``plain``."""
 
     @property
     def questions(self) -> int:
@@ -156,12 +176,53 @@ class SelectionInputs:
     seed: int
     heuristics: int = 1
     """How many heuristics may contribute (``polya@<n>`` keeps more per pair when n exceeds it)."""
+    baseline_source: str = "plain"
+    """What star, breadth and depth draw from: ``plain`` (the plain prompt) or ``heuristics``."""
+    rationalized: bool = True
+    """Whether rationalized solutions may enter the datasets drawn from the plain prompt."""
+
+
+def heuristic_candidates(cands: Iterable[Candidate], rejections: Counter[str]) -> list[Candidate]:
+    """The candidates written with a heuristic prompt; the plain prompt's are counted as ``plain_prompt``."""
+    out = []
+    for c in cands:
+        if c.plain:
+            rejections["plain_prompt"] += 1
+        else:
+            out.append(c)
+    return out
+
+
+def baseline_candidates(inp: SelectionInputs, rejections: Counter[str]) -> list[Candidate]:
+    """The correct candidates star, breadth and depth draw from (``baseline_source``), the rest counted by reason."""
+    if inp.baseline_source == "heuristics":
+        return heuristic_candidates(inp.correct, rejections)
+    out = []
+    for c in inp.correct:
+        if not c.plain:
+            rejections["heuristic_prompt"] += 1
+        elif c.rationalized and not inp.rationalized:
+            rejections["rationalized"] += 1
+        else:
+            out.append(c)
+    return out
+
+
+def _baseline_selection(name: str, inp: SelectionInputs, budget: int | None = None) -> tuple[DatasetSelection, list[Candidate]]:
+    selection = DatasetSelection(name, rejections=Counter(inp.base_rejections["correct"]), budget=budget, source=inp.baseline_source)
+    candidates = baseline_candidates(inp, selection.rejections)
+    if inp.baseline_source == "plain" and not candidates:
+        selection.notes.append(
+            "no correct plain-prompt generation to draw from (generate with plain: true, the default; or set "
+            "baseline_source: heuristics to draw from the heuristic prompts)"
+        )
+    return selection, candidates
 
 
 def _greedy_dataset(name: str, pool: str, inp: SelectionInputs) -> DatasetSelection:
-    """The ``polya`` rule (best first per question, ``per_pair`` per heuristic, no near-duplicates, ``n``) on one pool."""
+    """The ``polya`` rule (best first per question, ``per_pair`` per heuristic, no near-duplicates, ``n``) on one pool's heuristic candidates."""
     selection = DatasetSelection(name, rejections=Counter(inp.base_rejections[pool]))
-    candidates = inp.correct if pool == "correct" else inp.incorrect
+    candidates = heuristic_candidates(inp.correct if pool == "correct" else inp.incorrect, selection.rejections)
     selection.examples = _in_question_order(greedy_pick(candidates, inp.n, inp.per_pair, inp.dedup, selection.rejections), inp.question_order)
     return selection
 
@@ -171,8 +232,8 @@ def build_polya(inp: SelectionInputs) -> DatasetSelection:
 
 
 def build_star(inp: SelectionInputs) -> DatasetSelection:
-    selection = DatasetSelection("star", rejections=Counter(inp.base_rejections["correct"]))
-    selection.examples = _in_question_order(best_per_question(inp.correct, selection.rejections), inp.question_order)
+    selection, candidates = _baseline_selection("star", inp)
+    selection.examples = _in_question_order(best_per_question(candidates, selection.rejections), inp.question_order)
     return selection
 
 
@@ -181,14 +242,14 @@ def build_wrong_answer(inp: SelectionInputs) -> DatasetSelection:
 
 
 def default_budget(inp: SelectionInputs) -> int:
-    """The star dataset's size: the number of questions with an eligible correct solution."""
-    return len({c.question_id for c in inp.correct})
+    """The star dataset's size: the number of questions with an eligible correct solution of the baseline source."""
+    return len({c.question_id for c in baseline_candidates(inp, Counter())})
 
 
 def build_breadth(inp: SelectionInputs) -> DatasetSelection:
     budget = inp.budget if inp.budget is not None else default_budget(inp)
-    selection = DatasetSelection("breadth", rejections=Counter(inp.base_rejections["correct"]), budget=budget)
-    best = best_per_question(inp.correct, selection.rejections)
+    selection, candidates = _baseline_selection("breadth", inp, budget)
+    best = best_per_question(candidates, selection.rejections)
     chosen: dict[str, list[Candidate]] = {}
     for qid in seeded_order(best, inp.seed):
         if len(chosen) < budget:
@@ -203,8 +264,8 @@ def build_breadth(inp: SelectionInputs) -> DatasetSelection:
 
 def build_depth(inp: SelectionInputs) -> DatasetSelection:
     budget = inp.budget if inp.budget is not None else default_budget(inp)
-    selection = DatasetSelection("depth", rejections=Counter(inp.base_rejections["correct"]), budget=budget)
-    kept = greedy_pick(inp.correct, inp.n, inp.per_pair, inp.dedup, selection.rejections)
+    selection, candidates = _baseline_selection("depth", inp, budget)
+    kept = greedy_pick(candidates, inp.n, depth_per_pair(inp), inp.dedup, selection.rejections)
     rank = {q: i for i, q in enumerate(seeded_order(kept, inp.seed))}
     chosen: dict[str, list[Candidate]] = {}
     room = budget
@@ -234,7 +295,7 @@ DATASET_BUILDERS: dict[str, Callable[[SelectionInputs], DatasetSelection]] = {
 
 DATASET_DESCRIPTIONS = {
     "polya": "D_Pólya: the best-scoring correct solution per (question, heuristic), at most n per question, near-duplicates removed.",
-    "star": "STaR baseline: one correct solution per question (the best-scoring).",
+    "star": "STaR baseline: one correct solution per question (by default from the plain step-by-step prompt, as in STaR).",
     "wrong_answer": "Wrong-answer control: diverse but incorrect solutions (same n cap and de-duplication as polya).",
     "breadth": "Fixed-budget breadth: many questions with one solution each.",
     "depth": "Fixed-budget depth: few questions with up to n solutions each.",
@@ -251,6 +312,11 @@ def describe_dataset(name: str) -> str:
     if n is None:
         return DATASET_DESCRIPTIONS[rule]
     return f"D_Pólya with n = {n}: the best-scoring correct solution per (question, heuristic), at most {n} per question, near-duplicates removed."
+
+
+def depth_per_pair(inp: SelectionInputs) -> int:
+    """Solutions ``depth`` keeps per (question, condition): n from the plain prompt (one condition), else ``per_pair``."""
+    return inp.n if inp.baseline_source == "plain" else inp.per_pair
 
 
 def polya_at_per_pair(n: int, per_pair: int, heuristics: int) -> int:

@@ -22,6 +22,7 @@ Layout under ``<run_dir>/select/`` (:class:`polya.core.layout.SelectLayout`)::
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,10 +36,10 @@ from polya.core.manifest import RunManifest
 from polya.core.outputs import DatasetReport, SelectReport, iter_generations, read_decontamination_report
 from polya.core.store import open_store
 from polya.core.store.shards import ShardWriter, read_shards, shard_paths
-from polya.heuristics import HeuristicCatalog
+from polya.heuristics import PLAIN, HeuristicCatalog
 from polya.metrics.diversity import summarize_diversity
 from polya.select import rules
-from polya.select.config import SelectConfig, dataset_rule
+from polya.select.config import BASELINE_DATASETS, SelectConfig, dataset_rule
 from polya.select.datasets import (
     dataset_statistics,
     decontamination_note,
@@ -54,6 +55,8 @@ from polya.verify.protocol import record_decided
 logger = logging.getLogger(__name__)
 
 STAGE = "select"
+_MENTIONS_HINT = re.compile(r"\bhint(s|ed)?\b", re.IGNORECASE)
+"""A rationalized solution that says this refers to the hint it was given (STaR filters none; polya drops them)."""
 
 
 @dataclass
@@ -105,8 +108,8 @@ class SelectionStage:
         self.paths: SelectLayout = self.layout.select
         self.store = open_store(config.run_dir)
         self.catalog = self._catalog()
-        self.selected = {h.id for h in self.catalog.select(config.heuristics)}
-        self.heuristic_rank = {h.id: i for i, h in enumerate(self.catalog)}
+        self.selected = {h.id for h in self.catalog.select(config.heuristics)} | {PLAIN}
+        self.heuristic_rank = {h.id: i for i, h in enumerate(self.catalog)} | {PLAIN: len(self.catalog)}
         self.decontamination = read_decontamination_report(self.store)
 
     # ----- inputs -----------------------------------------------------------------------------
@@ -216,6 +219,8 @@ class SelectionStage:
             return "empty"
         if self.config.exclude_truncated and rec.get("finish_reason") == "length":
             return "truncated"
+        if rec.get("rationalized") and _MENTIONS_HINT.search(str(rec.get("completion") or "")):
+            return "mentions_hint"  # it would train the model to cite a hint its prompt does not have
         return None
 
     def _pools(self) -> list[str]:
@@ -229,7 +234,8 @@ class SelectionStage:
     def score(self, scorer: AdherenceScorer, records: list[dict[str, Any]]) -> tuple[dict[str, ScoreResult], dict[str, Any]]:
         """Scores of every record some dataset may use: cached ones reused, the rest scored and cached."""
         pools = self._pools()
-        needed = [r for r in records if any(self._pre_rejection(r, p) is None for p in pools)]
+        # The plain prompt follows no heuristic: its solutions are not scored for adherence.
+        needed = [r for r in records if r["heuristic"] != PLAIN and any(self._pre_rejection(r, p) is None for p in pools)]
         identity = scorer.identity()
         scorer_id = short_digest(identity)
         cache = scorer.kind != "offline"
@@ -289,9 +295,10 @@ class SelectionStage:
                 reason = self._pre_rejection(rec, pool)
                 result = scores.get(rec["id"])
                 score = result.score if result is not None else None
-                if reason is None and result is None:
+                scored = rec["heuristic"] != PLAIN  # plain solutions have no adherence score: ranked by round and sample
+                if reason is None and result is None and scored:
                     reason = "unscored"  # only when the pool was not scored (no dataset drawing from it is requested)
-                if reason is None and score is None and cfg.scorer.on_unscored == "drop":
+                if reason is None and score is None and scored and cfg.scorer.on_unscored == "drop":
                     reason = "unscored"
                 if reason is None and score is not None and cfg.min_score is not None and score < cfg.min_score:
                     reason = "below_min_score"
@@ -301,7 +308,8 @@ class SelectionStage:
                     base[pool][reason] += 1
         return SelectionInputs(
             correct=pools["correct"], incorrect=pools["incorrect"], base_rejections=base, question_order=order,
-            n=cfg.n_per_question, per_pair=cfg.per_pair, dedup=cfg.dedup, budget=cfg.budget, seed=cfg.seed, heuristics=len(self.selected),
+            n=cfg.n_per_question, per_pair=cfg.per_pair, dedup=cfg.dedup, budget=cfg.budget, seed=cfg.seed,
+            heuristics=len(self.selected - {PLAIN}), baseline_source=cfg.baseline_source, rationalized=cfg.rationalized,
         )
 
     # ----- outputs ------------------------------------------------------------------------------
@@ -315,8 +323,14 @@ class SelectionStage:
         if cfg.scorer.model:
             out["scorer.model"] = cfg.scorer.model
         rule, n = dataset_rule(dataset)
+        if rule in BASELINE_DATASETS:
+            out["baseline_source"] = cfg.baseline_source
+            if cfg.baseline_source == "plain":
+                out["rationalized"] = cfg.rationalized
         if rule in ("polya", "wrong_answer", "depth", "distill"):
-            per_pair = rules.polya_at_per_pair(n, cfg.per_pair, len(self.selected)) if n else cfg.per_pair
+            per_pair = rules.polya_at_per_pair(n, cfg.per_pair, len(self.selected - {PLAIN})) if n else cfg.per_pair
+            if rule == "depth" and cfg.baseline_source == "plain":
+                per_pair = cfg.n_per_question
             out.update({"n_per_question": n or cfg.n_per_question, "per_pair": per_pair})
             out["dedup"] = f"{cfg.dedup.method}" + (f" (n={cfg.dedup.ngram}, threshold={cfg.dedup.threshold})" if cfg.dedup.method == "ngram" else "")
         if rule in ("breadth", "depth"):
@@ -411,13 +425,22 @@ class SelectionStage:
     ) -> SelectReport:
         per_heuristic: dict[str, dict[str, int]] = {h: {"samples": 0, "correct": 0} for h in self.heuristic_rank}
         per_round: dict[str, dict[str, int]] = {}
+        rationalized = {"samples": 0, "correct": 0, "questions_solved": 0}
+        rationalized_solved: set[str] = set()
         for rec in records:
+            if rec.get("rationalized"):  # counted apart: asked with the answer as a hint
+                rationalized["samples"] += 1
+                rationalized["correct"] += int(bool(rec.get("correct")))
+                if rec.get("correct"):
+                    rationalized_solved.add(str(rec["question_id"]))
+                continue
             h = per_heuristic.setdefault(rec["heuristic"], {"samples": 0, "correct": 0})
             h["samples"] += 1
             h["correct"] += int(bool(rec.get("correct")))
             r = per_round.setdefault(str(rec.get("round") or 1), {"samples": 0, "correct": 0})
             r["samples"] += 1
             r["correct"] += int(bool(rec.get("correct")))
+        rationalized["questions_solved"] = len(rationalized_solved)
         return SelectReport(
             run_dir=self.config.run_dir,
             run_id=source["run_id"],
@@ -429,6 +452,7 @@ class SelectionStage:
                 "questions_with_correct": len({r["question_id"] for r in records if r.get("correct")}),
                 "per_heuristic": {k: v for k, v in per_heuristic.items() if v["samples"]},
                 "per_round": dict(sorted(per_round.items(), key=lambda kv: int(kv[0]))),
+                "rationalized": rationalized,
                 "model": source["model"],
             },
             reverify=reverified,

@@ -28,37 +28,18 @@ import yaml
 
 from polya.core.manifest import RunManifest
 from polya.core.store import LocalStore
+from support.tiny_run import HEURISTICS, tiny_run_settings
 
 pytestmark = pytest.mark.integration
 
-QUESTIONS, HEURISTICS, SAMPLES = 2, ["decomposition", "working_backward"], 2
+QUESTIONS, SAMPLES = 2, 2
 
 
 def settings(run_dir: Path, endpoint: str) -> dict:
-    return {
-        "run_dir": str(run_dir),
-        "arms": ["base", "wrong_answer_sft_rl"],
-        "generate": {
-            "server": {"endpoint": endpoint},
-            "data": {"source": "synthetic", "synthetic": {"count": QUESTIONS, "difficulties": [1]}},
-            "heuristics": HEURISTICS, "sampling": {"max_tokens": 48}, "bootstrap": {"rounds": 1, "samples": SAMPLES},
-            "concurrency": 1, "progress": False,
-        },
-        "select": {"datasets": ["wrong_answer"], "progress": False},
-        "sft": {"max_steps": 2, "batch_size": 2, "save_steps": 1, "logging_steps": 1, "max_seq_length": 256, "progress": False},
-        "rl": {
-            "data": {"source": "synthetic", "seed": 1, "synthetic": {"count": 4, "difficulties": [1]}},
-            "group_size": 2, "batch_size": 4, "max_steps": 2, "save_steps": 1, "max_completion_length": 16,
-            "num_workers": 1, "progress": False,
-        },
-        "eval": {
-            "endpoints": {"base": endpoint},
-            "benchmarks": [{"name": "synthetic", "limit": 2}],
-            "sampling": {"preset": "custom", "n": 2, "temperature": 1.0, "max_tokens": 32, "per_request_seed": "off"},
-            "server": {"extra_args": ["--enforce-eager"], "max_model_len": 1024, "cpu_kv_cache_gib": 1},
-            "progress": False,
-        },
-    }
+    return tiny_run_settings(
+        run_dir, endpoint, ["base", "wrong_answer_sft_rl"], ["wrong_answer"], questions=QUESTIONS, samples=SAMPLES,
+        generate={"concurrency": 1}, sft={"save_steps": 1}, rl={"max_steps": 2, "num_workers": 1},
+    )
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:

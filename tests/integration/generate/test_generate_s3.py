@@ -22,6 +22,7 @@ def test_generate_streams_to_s3_and_resumes_there(vllm_endpoint, bucket: str) ->
             "run_dir": run_dir,
             "data": {"source": "synthetic", "synthetic": {"count": 2, "difficulties": [1]}},
             "heuristics": ["decomposition", "bright_idea"],
+            "plain": False,  # counts the heuristic pairs exactly; the plain condition: tests/unit/generate/test_generate_plain_condition.py
             "num_exemplars": 0,
             "sampling": {"max_tokens": 48},
             "bootstrap": {"rounds": 1, "samples": 2},

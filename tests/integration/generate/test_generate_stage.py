@@ -34,6 +34,7 @@ def _settings(run_dir: Path, endpoint_url: str | None, **extra: object) -> dict:
         "run_dir": str(run_dir),
         "data": {"source": "synthetic", "synthetic": {"count": 4, "difficulties": [1]}, "seed": 3},
         "heuristics": HEURISTICS,
+        "plain": False,  # counts the heuristic pairs exactly; the plain condition: tests/unit/generate/test_generate_plain_condition.py
         "num_exemplars": 1,
         "sampling": {"temperature": 0.9, "max_tokens": 96, "seed": 7, "per_request_seed": "off"},
         "bootstrap": {"rounds": 2, "samples": 2, "growth": 2.0},

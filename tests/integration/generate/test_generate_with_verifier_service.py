@@ -25,6 +25,7 @@ def _config(run_dir: Path, verifier_endpoint: str) -> GenerateConfig:
             "run_dir": str(run_dir),
             "data": {"source": "synthetic", "synthetic": {"count": 3, "difficulties": [1]}},
             "heuristics": ["working_backward", "look_for_pattern"],
+            "plain": False,  # counts the heuristic pairs exactly
             "num_exemplars": 1,
             "sampling": {"max_tokens": 96},
             "bootstrap": {"rounds": 1, "samples": 2},

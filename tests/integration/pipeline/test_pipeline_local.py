@@ -33,6 +33,12 @@ def records(generations: Path) -> list[dict]:
     return [json.loads(line) for shard in sorted((generations / "generate" / "generations").rglob("part-*.jsonl")) for line in shard.read_text().splitlines()]
 
 
+def _unsolved_plain(rounds: list[dict]) -> set[str]:
+    """Questions without a correct plain-prompt solution: the ones rationalization asks again."""
+    plain = [r for r in rounds if r["heuristic"] == "plain"]
+    return {r["question_id"] for r in plain} - {r["question_id"] for r in plain if r["correct"]}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(vllm_endpoint, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("kfp-local")
@@ -47,7 +53,7 @@ The SFT dataset is wrong_answer, the control that always has rows: with a handfu
 
 
 def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, tmp_path):
-    """data -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
+    """data -> decontaminate -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
 
     Generation and the base arm's evaluation use the session's vLLM server (the pipeline's
     generate.vllm_endpoint and eval_config endpoints); the trained arms' evaluations start vLLM on
@@ -62,6 +68,8 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     })
     arguments = {
         "data_limit": 2, "heuristics": "decomposition,working_backward", "n_per_question": 2, "rounds": 1, "samples": 2,
+        # The synthetic training and eval problems share templates (as in the cpu-demo): flag, not drop.
+        "decontaminate_action": "flag",
         "sft_max_steps": 1, "rl_group_size": 2, "rl_max_steps": 1, "benchmarks": "synthetic",
         "data_config": json.dumps({"synthetic": {"count": 4, "difficulties": [1]}}),
         "generate_config": json.dumps({"sampling": {"max_tokens": 48}, "concurrency": 8, "progress": False}),
@@ -77,7 +85,7 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     }
     out = run_local("polya", arguments, build, pipeline_root=tmp_path / "kfp")
     executed = out["executed"]  # kfp.local's task folders: the component's name, numbered from the second task on
-    assert set(executed) == {"data", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
+    assert set(executed) == {"data", "decontaminate", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
     assert executed["report"] == ["comparison", "summary"] and executed["sft"] == ["metrics", "model"]
     report_task = Path(out["run_dir"]) / "report"
     results = json.loads((report_task / "comparison" / "results.json").read_text())
@@ -97,8 +105,11 @@ def test_smoke_pipeline_runs_with_kfp_local(smoke_run):
     questions = (run_dir / "data" / "questions" / "questions.jsonl").read_text().splitlines()
     assert len(questions) == 2
     recs = records(run_dir / "generate" / "generations")
-    assert len(recs) == 2 * 2 * 1  # questions x heuristics x samples, one round
-    assert {r["heuristic"] for r in recs} == {"working_backward", "decomposition"} and all(isinstance(r["correct"], bool) for r in recs)
+    rounds = [r for r in recs if not r["rationalized"]]
+    assert len(rounds) == 2 * 3 * 1  # questions x (heuristics + the plain prompt) x samples, one round
+    assert {r["heuristic"] for r in rounds} == {"working_backward", "decomposition", "plain"}
+    assert all(isinstance(r["correct"], bool) for r in recs)
+    assert len(recs) - len(rounds) == 2 * len(_unsolved_plain(rounds))  # rationalization: 2 samples per question the plain prompt missed
     datasets = run_dir / "select" / "datasets"
     report = json.loads((datasets / "select" / "report.json").read_text())
     assert set(report["datasets"]) == {"polya", "star"}
@@ -130,8 +141,11 @@ def test_generate_and_select_components_called_directly(smoke_run, tmp_path):
         questions=questions, generations=generations, metrics=metrics, config_yaml='{"sampling": {"max_tokens": 64}, "progress": false}',
         heuristics="decomposition", rounds=1, samples=2, endpoint=smoke_run["endpoint"],
     )
-    assert len(records(tmp_path / "generations")) == 2 * 1 * 2
-    assert metrics.metadata["samples"] == 4.0 and generations.metadata["pairs"] == 2
+    recs = records(tmp_path / "generations")
+    rounds = [r for r in recs if not r["rationalized"]]
+    assert len(rounds) == 2 * 2 * 2  # questions x (decomposition + plain) x samples
+    assert len(recs) - len(rounds) == 2 * len(_unsolved_plain(rounds))
+    assert metrics.metadata["samples"] == float(len(recs)) and generations.metadata["pairs"] == 2 * 2
     datasets = Dataset(name="datasets", uri=str(tmp_path / "datasets"))
     sel_metrics = Metrics(name="m", uri=str(tmp_path / "sel-metrics"))
     load_component("select").python_func(generations=generations, datasets=datasets, metrics=sel_metrics, dataset_names="star,wrong_answer", config_yaml="progress: false")

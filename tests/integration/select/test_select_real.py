@@ -64,6 +64,7 @@ def generated_run(vllm_endpoint: Any, tmp_path_factory: pytest.TempPathFactory) 
             "run_dir": str(run_dir),
             "data": {"source": "synthetic", "synthetic": {"count": 3, "difficulties": [1]}, "seed": 5},
             "heuristics": HEURISTICS,
+            "plain": False,  # the hand-written solutions below are heuristic ones; star draws from them
             "num_exemplars": 1,
             "sampling": {"temperature": 0.9, "max_tokens": 96, "seed": 3, "per_request_seed": "off"},
             "bootstrap": {"rounds": 1, "samples": 2},
@@ -102,6 +103,7 @@ def test_select_on_real_generations_keeps_its_invariants(generated_run: Path) ->
 
     out = run_select(SelectConfig(
         run_dir=str(generated_run), datasets=ARMS, n_per_question=2, budget=4, reverify=True, judge_workers=1, progress=False,
+        baseline_source="heuristics",
     ))
     report = out.report
     assert report["inputs"]["records"] == len(records)

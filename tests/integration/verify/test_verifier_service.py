@@ -275,7 +275,10 @@ def test_adversarial_inputs_are_answered_within_their_deadline(server: Any, http
         assert v["status"] in ("pass", "fail", "timeout") or v["id"] == "null-code", v  # the code judge calls a syntax error 'error'
     stuck = verdicts["stuck"]
     assert (stuck["status"], stuck["reason"]) == ("timeout", "deadline exceeded") or stuck["status"] == "fail", stuck
-    killed = 1 if stuck["status"] == "timeout" else 0
+    # A deadline kill replaces the worker; an item over its CPU-time budget is a timeout too, judged
+    # in its worker (which way 'huge-power' or 'frac-open' goes depends on the sympy version).
+    killed = sum(v["reason"] == "deadline exceeded" for v in verdicts.values())
+    timeouts = sum(v["status"] == "timeout" for v in verdicts.values() if v["kind"] == "math")
     assert verdicts["big"]["status"] == "pass"  # 2 MB of reasoning, answer at the end
     assert verdicts["too-big"]["reason"] == "prediction longer than 3000000 characters"
     assert verdicts["frac-boxed"]["status"] == "fail"
@@ -288,7 +291,7 @@ def test_adversarial_inputs_are_answered_within_their_deadline(server: Any, http
     after = http.get("/metrics").text
     assert metric(after, "polya_verifier_deadline_kills_total") == metric(before, "polya_verifier_deadline_kills_total") + killed
     assert metric(after, "polya_verifier_worker_restarts_total") == metric(before, "polya_verifier_worker_restarts_total") + killed
-    assert metric(after, "polya_verifier_item_timeouts_total", kind="math") == metric(before, "polya_verifier_item_timeouts_total", kind="math") + killed
+    assert metric(after, "polya_verifier_item_timeouts_total", kind="math") == metric(before, "polya_verifier_item_timeouts_total", kind="math") + timeouts
 
 
 # ----- metrics ---------------------------------------------------------------------------------

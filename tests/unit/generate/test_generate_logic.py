@@ -38,6 +38,7 @@ def make_config(run_dir: Path, **extra: Any) -> GenerateConfig:
         "run_dir": str(run_dir),
         "data": DATA,
         "heuristics": HEURISTICS,
+        "plain": False,  # the plain condition and rationalization: test_generate_plain_condition.py
         "progress": False,
         "bootstrap": {"rounds": 2, "samples": 2, "growth": 2.0},
         "server": {"endpoint": f"http://127.0.0.1:{free_port()}/v1"},  # nothing listens there
@@ -367,6 +368,7 @@ def test_check_identity_writes_config_json_first_time(tmp_path: Path) -> None:
         ({"bootstrap": {"growth": 3.0}}, "bootstrap.growth"),
         ({"heuristics": ["analogy"]}, "heuristics"),
         ({"num_exemplars": 0}, "num_exemplars"),
+        ({"plain": True}, "plain"),
         ({"server": {"model": "some/other-model"}}, "model"),
         ({"data": {"synthetic": {"count": 3, "difficulties": [1]}}}, "data"),
     ],

@@ -287,6 +287,48 @@ def test_missing_required_field_is_named(tmp_path: Path) -> None:
     assert "heuristics[1] (id 'second_one').instruction: required field is missing" in message
 
 
+# The plain condition's exemplars: (index) -> (the answer in \boxed{}, recomputed from the problem).
+PLAIN_ANSWERS: dict[int, tuple[str, float]] = {
+    0: ("279", 48 * 3 + 90 * 1.50),
+    1: ("40", 360 / (12 - 3)),  # fill 12 per minute, leak 3 per minute
+}
+
+
+def test_default_plain_condition_has_its_own_checked_exemplars(catalog: HeuristicCatalog) -> None:
+    assert len(catalog.plain.exemplars) == len(PLAIN_ANSWERS)
+    heuristic_questions = {e.question for h in catalog for e in h.exemplars}
+    for index, exemplar in enumerate(catalog.plain.exemplars):
+        written, recomputed = PLAIN_ANSWERS[index]
+        assert math.isclose(float(written), recomputed) and exemplar_answer(exemplar) == written
+        assert exemplar.question not in heuristic_questions
+        assert 40 <= len(exemplar.solution.split()) <= 180
+        assert exemplar.solution.rstrip().endswith(f"The final answer is \\boxed{{{written}}}.")
+    assert "{answer}" in catalog.plain.rationalization_hint
+    assert catalog.plain.hint(" 42 ") == catalog.plain.rationalization_hint.strip().replace("{answer}", "42")
+
+
+def test_plain_is_optional_and_reserved(tmp_path: Path) -> None:
+    minimal = HeuristicCatalog.from_dict(_valid_catalog_data())
+    assert minimal.plain.exemplars == [] and "{answer}" in minimal.plain.rationalization_hint
+    data = _valid_catalog_data()
+    data["heuristics"][1]["id"] = "plain"
+    assert "id 'plain' is reserved for the plain condition" in _load_error(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        ({"rationalization_hint": "The answer is known."}, "plain.rationalization_hint: rationalization_hint must contain '{answer}'"),
+        ({"exemplars": [{"question": "q", "solution": "no answer"}]}, "plain.exemplars[0].solution"),
+        ({"exemplar": []}, "plain.exemplar: unknown key (did you mean 'exemplars'?)"),
+    ],
+)
+def test_invalid_plain_section_is_named(tmp_path: Path, plain: dict[str, Any], expected: str) -> None:
+    data = _valid_catalog_data()
+    data["plain"] = plain
+    assert expected in _load_error(tmp_path, data)
+
+
 def test_unsupported_version_is_rejected(tmp_path: Path) -> None:
     data = _valid_catalog_data()
     data["version"] = 2

@@ -68,7 +68,7 @@ def test_invalid_num_exemplars(catalog: HeuristicCatalog, bad: Any) -> None:
 
 
 def test_plain_prompt(catalog: HeuristicCatalog) -> None:
-    messages = build_messages(QUESTION, None, catalog)
+    messages = build_messages(QUESTION, None, catalog, num_exemplars=0)
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[-1]["content"]
     assert QUESTION in user and "\\boxed" in user
@@ -77,6 +77,27 @@ def test_plain_prompt(catalog: HeuristicCatalog) -> None:
     heuristic = catalog.get("decomposition")
     guided = build_messages(QUESTION, heuristic, catalog, num_exemplars=0)[-1]["content"]
     assert guided == heuristic.instruction.strip() + "\n\n" + user
+
+
+def test_plain_prompt_has_the_catalogs_plain_exemplars(catalog: HeuristicCatalog) -> None:
+    messages = build_messages(QUESTION, None, catalog, num_exemplars=2)
+    _assert_alternating(messages)
+    shots = catalog.plain.exemplars[:2]
+    assert [messages[1 + 2 * i]["content"] for i in range(2)] == [f"Problem: {e.question.strip()}\n\n{catalog.answer_format.strip()}" for e in shots]
+    assert [messages[2 + 2 * i]["content"] for i in range(2)] == [e.solution.strip() for e in shots]
+    assert all(h.instruction.strip() not in m["content"] for h in catalog for m in messages)
+
+
+def test_rationalization_gives_every_problem_its_answer_as_a_hint(catalog: HeuristicCatalog) -> None:
+    messages = build_messages(QUESTION, None, catalog, num_exemplars=1, hint="25")
+    plain = build_messages(QUESTION, None, catalog, num_exemplars=1)
+    exemplar = catalog.plain.exemplars[0]
+    assert messages[1]["content"] == f"Problem: {exemplar.question.strip()}\n\n{catalog.plain.hint(exemplar.answer)}\n\n{catalog.answer_format.strip()}"
+    assert messages[-1]["content"] == f"Problem: {QUESTION}\n\n{catalog.plain.hint('25')}\n\n{catalog.answer_format.strip()}"
+    assert "25" in catalog.plain.hint("25") and messages[2] == plain[2]  # the exemplar's solution is unchanged
+    assert prompt_fingerprint(messages) != prompt_fingerprint(plain)
+    with pytest.raises(DataError, match="empty reference answer"):
+        build_messages(QUESTION, None, catalog, hint="  ")
 
 
 def test_plain_prompt_with_given_exemplars(catalog: HeuristicCatalog) -> None:

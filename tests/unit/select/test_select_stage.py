@@ -169,7 +169,7 @@ def test_star_keeps_one_correct_solution_per_question(scenario: Path) -> None:
     best = {}
     for r in rows(scenario, "polya"):
         best[r["question_id"]] = max(best.get(r["question_id"], -1.0), r["score"])
-    out = select(scenario, datasets=["star"])
+    out = select(scenario, datasets=["star"], baseline_source="heuristics")
     star = rows(scenario, "star")
     assert [r["question_id"] for r in star] == ["q1", "q2"]
     assert all(r["correct"] for r in star)
@@ -224,7 +224,7 @@ def many_questions(tmp_path: Path, record: Callable[..., dict[str, Any]], write:
 
 
 def test_breadth_and_depth_share_a_fixed_budget(many_questions: Path) -> None:
-    out = select(many_questions, datasets=["polya", "breadth", "depth"], budget=4)
+    out = select(many_questions, datasets=["polya", "breadth", "depth"], budget=4, baseline_source="heuristics")
     breadth, depth = rows(many_questions, "breadth"), rows(many_questions, "depth")
     assert len(breadth) == 4 and len({r["question_id"] for r in breadth}) == 4
     assert len(depth) == 4
@@ -234,17 +234,17 @@ def test_breadth_and_depth_share_a_fixed_budget(many_questions: Path) -> None:
     assert out.report["datasets"]["breadth"]["budget"] == 4 and out.report["datasets"]["depth"]["budget"] == 4
     assert out.report["datasets"]["depth"]["rejections"]["over_budget"] == 12 - 4
     # Deterministic: the same seed picks the same questions; another seed may pick others but the same sizes.
-    again = select(many_questions, datasets=["breadth", "depth"], budget=4)
+    again = select(many_questions, datasets=["breadth", "depth"], budget=4, baseline_source="heuristics")
     assert again.report["datasets"]["breadth"]["examples"] == 4 and ids(many_questions, "breadth") == [r["generation_id"] for r in breadth]
 
 
 def test_default_budget_is_the_star_size_and_shortfalls_are_noted(many_questions: Path, caplog: pytest.LogCaptureFixture) -> None:
-    out = select(many_questions, datasets=["star", "breadth", "depth"])
+    out = select(many_questions, datasets=["star", "breadth", "depth"], baseline_source="heuristics")
     assert out.datasets["breadth"].examples == out.datasets["star"].examples == 6
     assert out.datasets["depth"].examples == 6
     assert out.report["datasets"]["depth"]["questions"] == 2  # 3 + 3
     with caplog.at_level(logging.WARNING):
-        short = select(many_questions, datasets=["breadth", "depth"], budget=50)
+        short = select(many_questions, datasets=["breadth", "depth"], budget=50, baseline_source="heuristics")
     assert short.datasets["breadth"].examples == 6 and short.datasets["depth"].examples == 12
     assert "short of the budget of 50" in short.report["datasets"]["breadth"]["notes"][0]
     assert "short of the budget of 50" in (many_questions / "select" / "depth" / "README.md").read_text()
@@ -277,23 +277,23 @@ def test_outputs_cards_report_and_manifest(scenario: Path) -> None:
 
 
 def test_prompt_modes(scenario: Path) -> None:
-    select(scenario, datasets=["star"])
+    select(scenario, datasets=["star"], baseline_source="heuristics")
     first = rows(scenario, "star")[0]
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     assert first["messages"][0]["content"] == "Question q1: what is 2 + 2?"
 
-    select(scenario, datasets=["star"], prompt="plain")
+    select(scenario, datasets=["star"], prompt="plain", baseline_source="heuristics")
     user = rows(scenario, "star")[0]["messages"][0]["content"]
     assert user.startswith("Problem: Question q1") and CATALOG.answer_format.strip() in user
 
-    select(scenario, datasets=["star"], prompt="heuristic", system_prompt=True)
+    select(scenario, datasets=["star"], prompt="heuristic", system_prompt=True, baseline_source="heuristics")
     example = rows(scenario, "star")[0]
     assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant"]
     assert example["messages"][0]["content"] == CATALOG.system_prompt.strip()
     assert example["messages"][1]["content"].startswith(CATALOG.get(example["heuristic"]).instruction.strip())
     assert "Problem: Question q1" in example["messages"][1]["content"]
 
-    select(scenario, datasets=["star"], system_prompt=True)
+    select(scenario, datasets=["star"], system_prompt=True, baseline_source="heuristics")
     assert [m["role"] for m in rows(scenario, "star")[0]["messages"]] == ["system", "user", "assistant"]
 
 
