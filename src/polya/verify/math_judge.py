@@ -33,7 +33,10 @@ Three steps, each bounded:
      number, as math-verify does;
    - whitespace is collapsed, leading ``:`` and trailing ``. , ; :`` are stripped.
 
-3. **Compare**. Identical normalised strings are equivalent at once. Two plain numbers (a
+3. **Compare**. Identical normalised strings are equivalent at once, without math-verify (the
+   *fast path*, :attr:`MathVerdict.method` ``"identical"``; math-verify is always handed these
+   same normalised strings, so it could only disagree by failing to read the answer it is given
+   twice). Two plain numbers (a
    decimal, ``1.2e-19``, ``1.2\\times 10^{-19}``, ``10^{-30}``) are compared exactly, in decimal
    arithmetic, with a **relative tolerance** ``rel_tol`` (default :data:`REL_TOL`, 5e-7: they
    must agree to about seven significant digits), so ``2.88e-19`` != ``5.76e-19`` and
@@ -70,7 +73,7 @@ import contextlib
 import re
 import signal
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Literal
 
@@ -113,19 +116,26 @@ _TRAILING_CLAUSE = re.compile(
 
 @dataclass(frozen=True)
 class MathVerdict:
-    """The outcome of judging one solution: ``status`` pass / fail, or ``timeout`` (undecided)."""
+    """The outcome of judging one solution: ``status`` pass / fail, or ``timeout`` (undecided).
+
+    ``method`` says how the answer was compared: ``identical`` (the fast path: the same text after
+    normalisation), ``numbers`` (two plain numbers, exact decimal arithmetic), ``math-verify``, or
+    ``none`` (judged before any comparison: no answer, too long, unparseable reference). It is a
+    diagnostic: not part of :meth:`to_dict` nor of equality between verdicts.
+    """
 
     correct: bool
     extracted: str | None
     reason: str
     status: Literal["pass", "fail", "timeout"] = "fail"
+    method: Literal["identical", "numbers", "math-verify", "none"] = field(default="none", compare=False)
 
     def __post_init__(self) -> None:
         if self.correct and self.status != "pass":
             object.__setattr__(self, "status", "pass")
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "method"}
 
 
 def _last_box(text: str) -> str | None:
@@ -356,16 +366,29 @@ def _tiny_and_far(gold: list[Any], target: list[Any], rel_tol: float) -> bool:
 
 # ----- judging ---------------------------------------------------------------------------------
 
+_fast_path_hits = 0
 
-def judge_math(prediction: str, reference: str, timeout_s: float = 5, rel_tol: float = REL_TOL) -> MathVerdict:
+
+def fast_path_hits() -> int:
+    """How many :func:`judge_math` calls in this process were decided by the fast path (answers
+    identical after normalisation: no math-verify)."""
+    return _fast_path_hits
+
+
+
+def judge_math(
+    prediction: str, reference: str, timeout_s: float = 5, rel_tol: float = REL_TOL, *, fast_path: bool = True
+) -> MathVerdict:
     """Judge ``prediction`` (a full solution) against ``reference`` (a final answer).
 
     ``timeout_s`` is the CPU time parsing and comparing may take (see the module docstring);
-    ``rel_tol`` the relative tolerance between numbers. ``extracted`` is the answer as the
+    ``rel_tol`` the relative tolerance between numbers; ``fast_path=False`` compares answers that
+    are identical after normalisation like any others (for tests). ``extracted`` is the answer as the
     solution wrote it; reasons: ``equivalent``, ``not equivalent``, ``no final answer found``,
     ``final answer longer than ...``, ``final answer could not be parsed``, ``reference answer
     could not be parsed``, and for status ``timeout`` ``timed out after ...s of CPU time``.
     """
+    global _fast_path_hits
     extracted = extract_final_answer(prediction)
     if extracted is None:
         return MathVerdict(False, None, "no final answer found")
@@ -385,8 +408,9 @@ def judge_math(prediction: str, reference: str, timeout_s: float = 5, rel_tol: f
         fraction = _percent_as_fraction(gold_text)
         if fraction is not None:
             golds.append(fraction)
-    if target_text in golds:
-        return MathVerdict(True, extracted, "equivalent")
+    if fast_path and target_text in golds:
+        _fast_path_hits += 1
+        return MathVerdict(True, extracted, "equivalent", method="identical")
     target_number = parse_number(target_text)
     gold_numbers = [parse_number(text) for text in golds]
     if target_number is not None and all(n is not None for n in gold_numbers):
@@ -394,7 +418,7 @@ def judge_math(prediction: str, reference: str, timeout_s: float = 5, rel_tol: f
             ok = any(target_number == n for n in gold_numbers)  # two integers: exact (12345679 is not 12345678)
         else:
             ok = any(numbers_close(target_number, n, rel_tol) for n in gold_numbers if n is not None)
-        return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent")
+        return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent", method="numbers")
 
     parse, verify = _math_verify()
     try:
@@ -404,11 +428,11 @@ def judge_math(prediction: str, reference: str, timeout_s: float = 5, rel_tol: f
                 parsed = parse(f"${text}$", parsing_timeout=None) or parse(text, parsing_timeout=None)
                 gold.extend(parsed)
             if not gold:
-                return MathVerdict(False, extracted, "reference answer could not be parsed")
+                return MathVerdict(False, extracted, "reference answer could not be parsed", method="math-verify")
             target = parse(f"$\\boxed{{{target_text}}}$", parsing_timeout=None)
             if not target:
-                return MathVerdict(False, extracted, "final answer could not be parsed")
+                return MathVerdict(False, extracted, "final answer could not be parsed", method="math-verify")
             ok = bool(verify(gold, target, timeout_seconds=None)) and not _tiny_and_far(gold, target, rel_tol)
     except CpuTimeExceeded:
-        return MathVerdict(False, extracted, f"timed out after {timeout_s:g}s of CPU time", status="timeout")
-    return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent")
+        return MathVerdict(False, extracted, f"timed out after {timeout_s:g}s of CPU time", status="timeout", method="math-verify")
+    return MathVerdict(ok, extracted, "equivalent" if ok else "not equivalent", method="math-verify")

@@ -14,10 +14,20 @@ A worker that dies on its own (a crash, the OOM killer) costs its current item a
 verdict and is replaced too, unless more than ``crash_limit`` died within a minute: then the pool
 is dead (:meth:`JudgePool.alive` is False) and pending work fails with :class:`JudgePoolError`.
 
-Batches from concurrent callers are served round-robin, item by item, so one large batch does
-not starve small ones. Each worker holds at most ``prefetch`` items (the next one waits in its
-pipe so it never idles between items); a worker's prefetched items go back to the queue when it
-is killed.
+Items travel in **chunks**: one pipe message carries up to ``chunk_size`` items, and one reply
+carries their verdicts. Fewer when the queue is short (every worker gets a share) or items are
+slow (about :data:`_CHUNK_WORK_S` of judging a chunk, from the recent time per item); a code item
+always travels alone (it may run for seconds). The deadline stays per item: before each item
+a worker writes the item's number and start time into a small shared-memory slot, and the
+dispatcher reads it, so it knows which item of a chunk is running and for how long. A worker sends
+what it has judged so far whenever ``_FLUSH_S`` passed since its last reply, so a slow item does
+not hold back the verdicts before it. When a worker is killed (deadline) or dies, only the item it
+was judging gets the ``timeout`` / ``error`` verdict; every other item of its chunks whose verdict
+did not arrive goes back to the front of the queue and is judged again.
+
+Batches from concurrent callers are served round-robin, item by item (a chunk may mix callers),
+so one large batch does not starve small ones. Each worker holds at most ``prefetch`` chunks (the
+next one waits in its pipe so it never idles between chunks).
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from polya.core.errors import PolyaError
 from polya.verify.judge import judge_item, oversized_verdict
-from polya.verify.math_judge import REL_TOL
+from polya.verify.math_judge import REL_TOL, fast_path_hits
 from polya.verify.protocol import Verdict, VerifyItem
 
 logger = logging.getLogger(__name__)
@@ -52,6 +62,14 @@ _PREFETCH_MAX_BYTES = 16 * 1024
 """An item is queued in a busy worker's pipe only when it is this small: a larger one could fill
 the pipe and block the dispatcher thread (and with it the deadline checks) while that worker is
 stuck. Larger items wait until their worker is idle and reading."""
+
+_FLUSH_S = 0.2
+"""A worker replies with the verdicts it has so far once this long passed since its last reply,
+even in the middle of a chunk: what a killed worker judged but did not send is judged again."""
+
+_CHUNK_WORK_S = 0.01
+"""A chunk holds about this much judging (from the recent time per item), so that slow items
+travel a few at a time and the workers finish a batch together; fast ones up to ``chunk_size``."""
 
 _CRASH_WINDOW_S = 60.0
 _PARENT_CHECK_S = 1.0
@@ -83,6 +101,10 @@ class PoolStats:
     deadline_kills: int
     crashes: int
     alive: bool
+    messages_sent: int = 0
+    """Chunks sent to workers (each is one pipe message and at least one reply)."""
+    fast_path_hits: int = 0
+    """Math items decided as identical after normalisation, without math-verify."""
 
 
 # ----- worker process ----------------------------------------------------------------------------
@@ -99,8 +121,25 @@ def _watch_parent(parent_pid: int) -> None:
                 os._exit(1)
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, settings: dict[str, Any], parent_pid: int) -> None:
-    """Entry point of a worker process: warm up, say ready, then judge items until the pipe closes."""
+def _judge_fields(item_fields: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return judge_item(VerifyItem.model_validate(item_fields), **settings).model_dump()
+    except Exception as exc:  # judge_item does not raise; this guards the protocol itself
+        return {
+            "id": item_fields.get("id"), "kind": item_fields.get("kind", "math"), "correct": False,
+            "status": "error", "extracted": None, "reason": f"worker error: {type(exc).__name__}: {exc}"[:300],
+        }
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection, settings: dict[str, Any], parent_pid: int, progress: Any
+) -> None:
+    """Entry point of a worker process: warm up, say ready, then judge chunks of items until the pipe closes.
+
+    A chunk is ``[(seq, pickled item fields), ...]``; the reply ``("verdicts", [(seq, verdict
+    fields), ...], fast path hits)``, sent when the chunk is done or :data:`_FLUSH_S` after the
+    last reply. ``progress`` (shared memory) holds the start time and seq of the item being judged.
+    """
     try:
         os.setpgid(0, 0)  # own process group: killing it also kills programs a code judge started
     except OSError:
@@ -124,18 +163,29 @@ def _worker_main(conn: multiprocessing.connection.Connection, settings: dict[str
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        seq, item_fields = pickle.loads(data)
-        try:
-            verdict = judge_item(VerifyItem.model_validate(item_fields), **settings).model_dump()
-        except Exception as exc:  # judge_item does not raise; this guards the protocol itself
-            verdict = {
-                "id": item_fields.get("id"), "kind": item_fields.get("kind", "math"), "correct": False,
-                "status": "error", "extracted": None, "reason": f"worker error: {type(exc).__name__}: {exc}"[:300],
-            }
-        try:
-            conn.send_bytes(pickle.dumps((seq, verdict), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
+        chunk = pickle.loads(data)
+        done: list[tuple[int, dict[str, Any]]] = []
+        hits_before = fast_path_hits()
+        last_reply = time.monotonic()
+        for seq, item_bytes in chunk:
+            now = time.monotonic()
+            if done and now - last_reply >= _FLUSH_S:
+                if not _reply(conn, done, fast_path_hits() - hits_before):
+                    return
+                done, hits_before, last_reply = [], fast_path_hits(), now
+            progress[0] = now  # the start time first, then the seq: the pool reads them the other way round
+            progress[1] = float(seq)
+            done.append((seq, _judge_fields(pickle.loads(item_bytes), settings)))
+        if not _reply(conn, done, fast_path_hits() - hits_before):
             return
+
+
+def _reply(conn: multiprocessing.connection.Connection, done: list[tuple[int, dict[str, Any]]], hits: int) -> bool:
+    try:
+        conn.send_bytes(pickle.dumps(("verdicts", done, hits), protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        return False
+    return True
 
 
 # ----- pool-side bookkeeping ---------------------------------------------------------------------
@@ -197,15 +247,37 @@ class _Worker:
     process: Any  # multiprocessing.context.SpawnProcess
     conn: multiprocessing.connection.Connection
     spawned_at: float
+    progress: Any  # shared RawArray("d", 2): start time (time.monotonic) and seq of the item being judged
     ready: bool = False
     tasks: collections.deque[tuple[int, _Task]] = field(default_factory=collections.deque)
-    head_started: float = 0.0
+    """Items sent and not answered yet, in the order the worker judges them."""
+    chunk_ends: collections.deque[int] = field(default_factory=collections.deque)
+    """The last seq of each chunk sent and not fully answered (its length: chunks held)."""
+    head_since: float = 0.0
+    """When the first unanswered item became first (sent to an idle worker, or the reply before it came)."""
     failure: str | None = None
     fd: int = -1
 
     @property
     def pid(self) -> int:
         return int(self.process.pid)
+
+    def current(self, now: float) -> tuple[int, float] | None:
+        """(position in ``tasks``, seconds it has run) of the item being judged; None when idle.
+
+        From the worker's progress slot when it names an unanswered item; else the first item,
+        counted from when it became first (the worker has not started it, or is between items).
+        """
+        if not self.tasks:
+            return None
+        seq = int(self.progress[1])  # seq before start time: the worker writes them the other way round
+        started = self.progress[0]
+        first = self.tasks[0][0]
+        if seq >= first:
+            for position, (task_seq, _task) in enumerate(self.tasks):
+                if task_seq == seq:
+                    return position, now - started
+        return 0, now - self.head_since
 
 
 def _kill_descendants(pid: int) -> None:
@@ -258,6 +330,7 @@ class JudgePool:
         crash_limit: int = 8,
         startup_timeout_s: float = 120.0,
         prefetch: int = 2,
+        chunk_size: int = 16,
     ):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -273,6 +346,7 @@ class JudgePool:
         self.crash_limit = crash_limit
         self.startup_timeout_s = startup_timeout_s
         self.prefetch = max(1, prefetch)
+        self.chunk_size = max(1, chunk_size)
         self._settings = {
             "math_timeout_s": float(math_timeout_s), "math_rel_tol": float(math_rel_tol),
             "code_timeout_s": float(code_timeout_s), "code_memory_mb": int(code_memory_mb),
@@ -291,6 +365,7 @@ class JudgePool:
         self._last_failure: str | None = None
         self._ready_event = threading.Event()
         self._ever_ready = 0
+        self._item_s = 0.001  # moving average of the time a worker spent per item
 
         self.restarts = 0
         """Workers replaced (deadline kills and crashes)."""
@@ -299,6 +374,10 @@ class JudgePool:
         self.crashes = 0
         """Workers that died on their own."""
         self.items_judged = 0
+        self.messages_sent = 0
+        """Chunks sent to workers."""
+        self.fast_path_hits = 0
+        """Math items decided as identical after normalisation (no math-verify)."""
 
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -393,6 +472,8 @@ class JudgePool:
             deadline_kills=self.deadline_kills,
             crashes=self.crashes,
             alive=self.alive(),
+            messages_sent=self.messages_sent,
+            fast_path_hits=self.fast_path_hits,
         )
 
     def worker_pids(self) -> list[int]:
@@ -469,12 +550,17 @@ class JudgePool:
 
     def _spawn(self) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        progress = self._ctx.RawArray("d", 2)
+        progress[1] = -1.0
         process = self._ctx.Process(
-            target=_worker_main, args=(child_conn, self._settings, os.getpid()), name="polya-judge-worker", daemon=True
+            target=_worker_main, args=(child_conn, self._settings, os.getpid(), progress),
+            name="polya-judge-worker", daemon=True,
         )
         process.start()
         child_conn.close()
-        worker = _Worker(process=process, conn=parent_conn, spawned_at=time.monotonic(), fd=parent_conn.fileno())
+        worker = _Worker(
+            process=process, conn=parent_conn, spawned_at=time.monotonic(), progress=progress, fd=parent_conn.fileno()
+        )
         self._selector.register(parent_conn.fileno(), selectors.EVENT_READ, (worker, "pipe"))
         self._selector.register(process.sentinel, selectors.EVENT_READ, (worker, "exit"))
         self._workers.append(worker)
@@ -502,41 +588,70 @@ class JudgePool:
                 return _Task(batch, index)
         return None
 
+    def _take_chunk(self, size: int) -> list[_Task]:
+        """Up to ``size`` tasks for one message; a code item travels alone (it may run for seconds)."""
+        chunk: list[_Task] = []
+        while len(chunk) < size:
+            task = self._take()
+            if task is None:
+                break
+            if task.item.kind == "code" and chunk:
+                self._put_back([task])
+                break
+            chunk.append(task)
+            if task.item.kind == "code":
+                break
+        return chunk
+
+    def _chunk_size(self) -> int:
+        """Items per message now: ``chunk_size``, or fewer so that each worker's ``prefetch`` chunks
+        share the queue and a chunk is about :data:`_CHUNK_WORK_S` of judging."""
+        share = -(-self._queued // (self.workers * self.prefetch))
+        by_time = int(_CHUNK_WORK_S / self._item_s)
+        return max(1, min(self.chunk_size, share, by_time))
+
     def _put_back(self, tasks: Iterable[_Task]) -> None:
         with self._lock:
             tasks = [t for t in tasks if not t.batch.abandoned]
             self._requeued.extendleft(reversed(tasks))
             self._queued += len(tasks)
 
-    def _send(self, w: _Worker, task: _Task, payload: bytes, seq: int) -> bool:
+    def _send(self, w: _Worker, chunk: list[_Task], entries: list[tuple[int, bytes]]) -> bool:
         try:
-            w.conn.send_bytes(payload)
+            w.conn.send_bytes(pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, ConnectionError, OSError):
-            self._put_back([task])
+            self._put_back(chunk)
             w.failure = w.failure or "pipe closed"
             return False
         if not w.tasks:
-            w.head_started = time.monotonic()
-        w.tasks.append((seq, task))
+            w.head_since = time.monotonic()
+        w.tasks.extend((seq, task) for (seq, _data), task in zip(entries, chunk))
+        w.chunk_ends.append(entries[-1][0])
+        self.messages_sent += 1
         return True
 
     def _assign(self) -> None:
-        # Idle workers first, then one more item into busy workers' pipes (prefetch).
+        # Idle workers first, then one more chunk into busy workers' pipes (prefetch).
         for depth in range(self.prefetch):
             for w in self._workers:
-                if not w.ready or len(w.tasks) != depth or w.failure is not None:
+                if not w.ready or len(w.chunk_ends) != depth or w.failure is not None:
                     continue
-                task = self._take()
-                if task is None:
+                chunk = self._take_chunk(self._chunk_size())
+                if not chunk:
                     return
-                self._seq += 1
-                payload = pickle.dumps(
-                    (self._seq, task.item.model_dump(exclude_defaults=True)), protocol=pickle.HIGHEST_PROTOCOL
-                )
-                if depth > 0 and len(payload) > _PREFETCH_MAX_BYTES:
-                    self._put_back([task])
-                    continue
-                self._send(w, task, payload, self._seq)
+                entries = []
+                size = 0
+                for position, task in enumerate(chunk):
+                    data = pickle.dumps(task.item.model_dump(exclude_defaults=True), protocol=pickle.HIGHEST_PROTOCOL)
+                    size += len(data)
+                    if depth > 0 and size > _PREFETCH_MAX_BYTES:
+                        self._put_back(chunk[position:])  # waits until a worker is idle and reading
+                        chunk = chunk[:position]
+                        break
+                    self._seq += 1
+                    entries.append((self._seq, data))
+                if chunk:
+                    self._send(w, chunk, entries)
 
     def _read(self, w: _Worker) -> None:
         try:
@@ -547,8 +662,8 @@ class JudgePool:
             w.failure = w.failure or "pipe closed"
             w.process.join(timeout=0.5)  # it is exiting: let its exit code be known
 
-    def _on_message(self, w: _Worker, message: tuple[Any, Any]) -> None:
-        tag, body = message
+    def _on_message(self, w: _Worker, message: tuple[Any, ...]) -> None:
+        tag, body = message[0], message[1]
         if tag == "ready":
             w.ready = True
             self._ever_ready += 1
@@ -560,20 +675,27 @@ class JudgePool:
             self._last_failure = str(body).strip().splitlines()[-1] if str(body).strip() else "worker failed"
             logger.error("judge worker pid %s failed to start:\n%s", w.pid, body)
             return
-        seq, task = w.tasks.popleft()
-        assert seq == tag, f"worker answered item {tag}, expected {seq}"
-        now = time.monotonic()
-        w.head_started = now
-        self.items_judged += 1
-        verdict = Verdict.model_construct(**body) if isinstance(body, dict) else body
-        task.batch.finish(task.index, verdict)
+        assert tag == "verdicts", f"unexpected message {tag!r} from judge worker pid {w.pid}"
+        results, hits = body, message[2]  # type: ignore[misc]
+        self.fast_path_hits += hits
+        for seq, fields in results:
+            task_seq, task = w.tasks.popleft()
+            assert seq == task_seq, f"worker answered item {seq}, expected {task_seq}"
+            self.items_judged += 1
+            self._item_s = 0.9 * self._item_s + 0.1 * min(float(fields.get("latency_s") or 0.0), 1.0)
+            task.batch.finish(task.index, Verdict.model_construct(**fields))
+        while w.chunk_ends and (not w.tasks or w.chunk_ends[0] < w.tasks[0][0]):
+            w.chunk_ends.popleft()
+        w.head_since = time.monotonic()
 
     def _next_check_in(self) -> float:
         now = time.monotonic()
         wake = now + 1.0
         for w in self._workers:
-            if w.tasks:
-                wake = min(wake, w.head_started + self.deadline_for(w.tasks[0][1].item))
+            current = w.current(now)
+            if current is not None:
+                position, elapsed = current
+                wake = min(wake, now - elapsed + self.deadline_for(w.tasks[position][1].item))
             elif not w.ready:
                 wake = min(wake, w.spawned_at + self.startup_timeout_s)
         return max(0.0, wake - now)
@@ -582,9 +704,16 @@ class JudgePool:
         now = time.monotonic()
         for w in list(self._workers):
             if w.tasks:
-                _seq, task = w.tasks[0]
+                position, elapsed = w.current(now) or (0, 0.0)
+                if elapsed < self.deadline_for(w.tasks[position][1].item):
+                    continue
+                self._read(w)  # its verdict may have come in meanwhile
+                current = w.current(time.monotonic())
+                if current is None or w.failure is not None:
+                    continue  # answered after all, or it died: the next round handles that
+                position, elapsed = current
+                task = w.tasks[position][1]
                 limit = self.deadline_for(task.item)
-                elapsed = now - w.head_started
                 if elapsed < limit:
                     continue
                 item = task.item
@@ -594,14 +723,15 @@ class JudgePool:
                 )
                 self._remove(w)
                 self.deadline_kills += 1
-                w.tasks.popleft()
+                del w.tasks[position]
                 task.batch.finish(
                     task.index,
                     Verdict(id=item.id, kind=item.kind, correct=False, status="timeout", extracted=None,
                             reason="deadline exceeded", latency_s=elapsed),
                 )
-                self._put_back(t for _s, t in w.tasks)
+                self._put_back(t for _s, t in w.tasks)  # its chunk neighbours are judged again
                 w.tasks.clear()
+                w.chunk_ends.clear()
                 self.restarts += 1
                 self._spawn()
             elif not w.ready and now - w.spawned_at > self.startup_timeout_s:
@@ -646,18 +776,21 @@ class JudgePool:
         how = _describe_exit(code)
         if w.failure and w.failure != "pipe closed":
             how += f" after: {self._last_failure}"
-        if w.tasks:
-            _seq, task = w.tasks.popleft()
+        current = w.current(time.monotonic())
+        if current is not None:
+            position, elapsed = current
+            task = w.tasks[position][1]
+            del w.tasks[position]
             item = task.item
             logger.error("judge worker pid %s died (%s) while judging %s item %s", w.pid, how, item.kind, item.id)
             task.batch.finish(
                 task.index,
                 Verdict(id=item.id, kind=item.kind, correct=False, status="error", extracted=None,
-                        reason=f"worker process died ({how}) while judging this item",
-                        latency_s=time.monotonic() - w.head_started),
+                        reason=f"worker process died ({how}) while judging this item", latency_s=elapsed),
             )
-            self._put_back(t for _s, t in w.tasks)
+            self._put_back(t for _s, t in w.tasks)  # its chunk neighbours are judged again
             w.tasks.clear()
+            w.chunk_ends.clear()
         else:
             logger.error("judge worker pid %s died (%s)", w.pid, how)
         self._count_crash(w, f"worker pid {w.pid} {how}")
