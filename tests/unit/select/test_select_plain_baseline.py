@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,23 +12,9 @@ from pydantic import ValidationError
 
 from polya.experiment.config import RunConfig
 from polya.heuristics import PLAIN
-from polya.select.config import SelectConfig
-from polya.select.stage import run
+from support.select_runs import ids, rows, select
 
 RecordFactory = Callable[..., dict[str, Any]]
-
-
-def select(run_dir: Path, **settings: Any) -> Any:
-    return run(SelectConfig.model_validate({"run_dir": str(run_dir), "progress": False, **settings}))
-
-
-def rows(run_dir: Path, dataset: str) -> list[dict[str, Any]]:
-    path = run_dir / "select" / dataset / "train.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def ids(run_dir: Path, dataset: str) -> list[str]:
-    return [r["generation_id"] for r in rows(run_dir, dataset)]
 
 
 def rationalized(record: RecordFactory, qid: str, sample: int, completion: str, correct: bool = True) -> dict[str, Any]:

@@ -22,23 +22,11 @@ from polya.experiment.run import run as run_job
 from polya.heuristics import HeuristicCatalog
 from polya.select.config import SelectConfig
 from polya.select.scorers import offline_score
-from polya.select.stage import manifest_config, run
+from polya.select.stage import manifest_config
+from support.select_runs import ids, rows, select
 
 CATALOG = HeuristicCatalog.load()
 ARMS = ["polya", "star", "wrong_answer", "breadth", "depth"]
-
-
-def select(run_dir: Path, **settings: Any) -> Any:
-    return run(SelectConfig.model_validate({"run_dir": str(run_dir), "progress": False, **settings}))
-
-
-def rows(run_dir: Path, arm: str) -> list[dict[str, Any]]:
-    path = run_dir / "select" / arm / "train.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def ids(run_dir: Path, arm: str) -> list[str]:
-    return [r["generation_id"] for r in rows(run_dir, arm)]
 
 
 def offline(heuristic: str, text: str) -> float:

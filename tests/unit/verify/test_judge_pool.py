@@ -21,6 +21,7 @@ from typing import Iterator
 import pytest
 
 from polya.verify import JudgePool, JudgePoolError, Verdict, VerifyItem, judge_item
+from support.waiting import wait_for
 
 DEADLINE_S = 3.0
 MATH_TIMEOUT_S = 60
@@ -50,15 +51,6 @@ def code(program: str, item_id: str = "c") -> VerifyItem:
 
 def choice(prediction: str, reference: str = "B") -> VerifyItem:
     return VerifyItem(id="q", kind="choice", prediction=prediction, options=["red", "green", "blue"], reference=reference)
-
-
-def wait_for(condition, timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pid_alive(pid: int) -> bool:

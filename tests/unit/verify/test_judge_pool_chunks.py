@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from polya.verify import JudgePool, VerifyItem
+from support.waiting import wait_for
 from polya.verify.math_judge import fast_path_hits, judge_math
 
 DEADLINE_S = 3.0
@@ -33,15 +34,6 @@ def stuck_item(item_id: str = "stuck") -> VerifyItem:
     return VerifyItem(
         id=item_id, kind="math", prediction="\\boxed{9^{9^{9}}+1}", reference="5"
     )
-
-
-def wait_for(condition, timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def chunk_around(pool: JudgePool, item_id: str) -> list[str] | None:
