@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,6 +19,19 @@ HF_PREFIX = "hf:"
 S3_PREFIX = "s3://"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+T = TypeVar("T")
+
+
+def _only_known(value: list[T], valid: list[T], field: str, unknown: str, valid_text: str, empty_note: str = "") -> list[T]:
+    """``value`` when it is a non-empty list of ``valid`` entries; else an error naming the valid ones."""
+    if not value:
+        raise ValueError(f"{field} must not be empty{empty_note}; {valid_text}")
+    bad = [v for v in value if v not in valid]
+    if bad:
+        raise ValueError(f"unknown {unknown} {bad}; {valid_text}")
+    return value
 
 
 class ColumnsConfig(StageConfig):
@@ -61,18 +74,15 @@ class SyntheticConfig(StageConfig):
     @field_validator("difficulties")
     @classmethod
     def _known_difficulties(cls, value: list[int]) -> list[int]:
-        if not value:
-            raise ValueError(f"difficulties must not be empty; valid values: {list(DIFFICULTIES)}")
-        bad = [d for d in value if d not in DIFFICULTIES]
-        if bad:
-            raise ValueError(f"unknown difficulty {bad}; valid values: {list(DIFFICULTIES)}")
-        return value
+        return _only_known(value, list(DIFFICULTIES), "difficulties", "difficulty", f"valid values: {list(DIFFICULTIES)}")
 
     @field_validator("templates")
     @classmethod
     def _known_templates(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return value
+        valid = template_names()
+        return _only_known(value, valid, "templates", "template(s)", f"valid templates: {', '.join(valid)}", " (leave it unset for all)")
         valid = template_names()
         if not value:
             raise ValueError(f"templates must not be empty (leave it unset for all); valid templates: {', '.join(valid)}")

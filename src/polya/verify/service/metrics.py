@@ -36,21 +36,20 @@ class PoolCollector(Collector):
         if pool is None:
             return []
         s = pool.stats()
-        restarts = CounterMetricFamily("polya_verifier_worker_restarts", "Judge workers replaced (deadline kills and crashes)")
-        restarts.add_metric([], s.restarts)
-        kills = CounterMetricFamily("polya_verifier_deadline_kills", "Items past their hard deadline: their worker was killed and replaced")
-        kills.add_metric([], s.deadline_kills)
-        crashes = CounterMetricFamily("polya_verifier_worker_crashes", "Judge workers that died on their own")
-        crashes.add_metric([], s.crashes)
-        depth = GaugeMetricFamily("polya_verifier_queue_depth", "Items waiting for a judge worker")
-        depth.add_metric([], s.queue_depth)
-        busy = GaugeMetricFamily("polya_verifier_items_in_progress", "Items being judged right now (busy workers)")
-        busy.add_metric([], s.in_progress)
-        alive = GaugeMetricFamily("polya_verifier_workers_alive", "Judge worker processes alive")
-        alive.add_metric([], s.workers_alive)
-        up = GaugeMetricFamily("polya_verifier_pool_up", "1 while the judge pool can judge, 0 once it is dead")
-        up.add_metric([], 1 if s.alive else 0)
-        return [restarts, kills, crashes, depth, busy, alive, up]
+        families: list[Metric] = []
+        for family, name, documentation, value in (
+            (CounterMetricFamily, "polya_verifier_worker_restarts", "Judge workers replaced (deadline kills and crashes)", s.restarts),
+            (CounterMetricFamily, "polya_verifier_deadline_kills", "Items past their hard deadline: their worker was killed and replaced", s.deadline_kills),
+            (CounterMetricFamily, "polya_verifier_worker_crashes", "Judge workers that died on their own", s.crashes),
+            (GaugeMetricFamily, "polya_verifier_queue_depth", "Items waiting for a judge worker", s.queue_depth),
+            (GaugeMetricFamily, "polya_verifier_items_in_progress", "Items being judged right now (busy workers)", s.in_progress),
+            (GaugeMetricFamily, "polya_verifier_workers_alive", "Judge worker processes alive", s.workers_alive),
+            (GaugeMetricFamily, "polya_verifier_pool_up", "1 while the judge pool can judge, 0 once it is dead", 1 if s.alive else 0),
+        ):
+            metric = family(name, documentation)
+            metric.add_metric([], value)
+            families.append(metric)
+        return families
 
 
 class VerifierMetrics:
