@@ -83,13 +83,6 @@ class SyntheticConfig(StageConfig):
             return value
         valid = template_names()
         return _only_known(value, valid, "templates", "template(s)", f"valid templates: {', '.join(valid)}", " (leave it unset for all)")
-        valid = template_names()
-        if not value:
-            raise ValueError(f"templates must not be empty (leave it unset for all); valid templates: {', '.join(valid)}")
-        bad = [t for t in value if t not in valid]
-        if bad:
-            raise ValueError(f"unknown template(s) {bad}; valid templates: {', '.join(valid)}")
-        return value
 
 
 def resolve_format(source: str, fmt: str = "auto") -> ResolvedFormat:
