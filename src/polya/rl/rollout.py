@@ -14,24 +14,25 @@ import logging
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 
 from polya.core.processes import start_owned, stop_process, wait_for_http
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(repr=False, eq=False)  # an actor class: Ray wraps it, the generated repr and eq would not apply
 class VLLMRolloutServer:
     """TRL's vLLM server in a subprocess of this actor; :meth:`start` returns its base URL once healthy."""
 
-    def __init__(self, model_path: str, gpus: int, port: int, gpu_memory_utilization: float, max_model_len: int, dtype: str = "auto"):
-        self.model_path = model_path
-        self.gpus = gpus
-        self.port = port
-        self.gpu_memory_utilization = gpu_memory_utilization
-        self.max_model_len = max_model_len
-        self.dtype = dtype
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = os.path.join(tempfile.mkdtemp(prefix="polya-rollout-"), "vllm-serve.log")
+    model_path: str
+    gpus: int
+    port: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    dtype: str = "auto"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    log_path: str = field(default_factory=lambda: os.path.join(tempfile.mkdtemp(prefix="polya-rollout-"), "vllm-serve.log"), init=False)
 
     def command(self) -> list[str]:
         """The server's command line (TRL's ``vllm serve`` invocation for trainers)."""
