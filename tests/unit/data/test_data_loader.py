@@ -15,9 +15,8 @@ from polya.data import (
     read_questions,
     write_questions,
 )
+from support.fixtures import GSM8K_SAMPLE as GSM8K
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
-GSM8K = FIXTURES / "gsm8k_train_sample.jsonl"
 
 
 def test_synthetic_default_source() -> None:

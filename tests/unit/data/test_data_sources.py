@@ -24,10 +24,10 @@ from polya.data.sources import (
     split_s3_uri,
 )
 from polya.data.sources.normalize import normalize_answer
+from support.fixtures import DATA as FIXTURES
+from support.fixtures import GSM8K_SAMPLE as GSM8K
+from support.fixtures import MATH500_SAMPLE as MATH500
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
-GSM8K = FIXTURES / "gsm8k_train_sample.jsonl"
-MATH500 = FIXTURES / "math500_test_sample.jsonl"
 MATH500_HF = FIXTURES / "math500_hf_sample.jsonl"
 MATH_ORIGINAL = FIXTURES / "math_solution_only_sample.jsonl"
 
