@@ -365,17 +365,20 @@ def test_printing_100_mb_keeps_only_a_bounded_tail(no_leftovers: None) -> None:
 # ----- network, files, environment --------------------------------------------------------------
 
 
+def _connect_to(port: int, handler: str) -> str:
+    """A script that connects to the test's TCP server on loopback: ``handler`` (an ``except`` clause) must
+    take the refusal; a connection fails the script."""
+    return (
+        "import socket\ntry:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+        f"{handler}\n"
+        "else:\n    raise AssertionError('connected to the test server')\n"
+    )
+
+
 def test_no_network_not_even_loopback(tcp_server: tuple[int, list[object]], no_leftovers: None) -> None:
     port, accepted = tcp_server
-    body = f"""
-import socket
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
-except OSError as exc:
-    print("refused:", exc)
-else:
-    raise AssertionError("connected to the test server")
-"""
+    body = _connect_to(port, "except OSError as exc:\n    print('refused:', exc)")
     verdict = judge_code(CHECK_ONLY, _tests(body), "solution")
     assert verdict.status == "pass", verdict
     time.sleep(0.2)
@@ -555,15 +558,7 @@ def test_fallback_mode_is_reported() -> None:
 
 def test_fallback_blocks_network_with_the_audit_hook(tcp_server: tuple[int, list[object]], no_leftovers: None) -> None:
     port, accepted = tcp_server
-    script = f"""
-import socket
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
-except PermissionError as exc:
-    assert "blocked by the polya sandbox" in str(exc), exc
-else:
-    raise AssertionError("connected")
-"""
+    script = _connect_to(port, "except PermissionError as exc:\n    assert 'blocked by the polya sandbox' in str(exc), exc")
     result = run_python_sandboxed(script, RLIMITS_ONLY)
     assert result.exit_code == 0, result.output_tail
     time.sleep(0.2)
