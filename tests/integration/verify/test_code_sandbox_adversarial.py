@@ -428,18 +428,18 @@ def service_files() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _read_secret_refused(service_files: Path) -> str:
+    """Script lines that read the service's 0600 file and must be refused."""
+    secret = str(service_files / "secret.txt")
+    return f"try:\n    open({secret!r}).read()\nexcept PermissionError:\n    pass\nelse:\n    raise AssertionError('read the secret')\n"
+
+
 def test_cannot_read_a_0600_file_of_the_service(service_files: Path, no_leftovers: None) -> None:
     if os.geteuid() != 0:
         pytest.skip("the sandbox runs as the service's own uid when not root (documented)")
     body = f"""
 assert open({str(service_files / 'public.txt')!r}).read() == "anyone may read this\\n"  # the control
-try:
-    open({str(service_files / 'secret.txt')!r}).read()
-except PermissionError:
-    pass
-else:
-    raise AssertionError("read the secret")
-"""
+{_read_secret_refused(service_files)}"""
     verdict = judge_code(CHECK_ONLY, _tests(body), "solution")
     assert verdict.status == "pass", verdict
 
@@ -593,13 +593,7 @@ def test_fallback_still_drops_privileges(service_files: Path, no_leftovers: None
     script = f"""
 import os
 assert os.getuid() != 0 and os.getgroups() == []
-try:
-    open({str(service_files / 'secret.txt')!r}).read()
-except PermissionError:
-    pass
-else:
-    raise AssertionError("read the secret")
-"""
+{_read_secret_refused(service_files)}"""
     result = run_python_sandboxed(script, RLIMITS_ONLY)
     assert result.exit_code == 0, result.output_tail
 
