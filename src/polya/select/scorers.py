@@ -34,7 +34,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 from polya.core.errors import ConfigError
 from polya.heuristics import Heuristic, HeuristicCatalog, build_messages
@@ -325,17 +325,26 @@ def parse_judge_score(text: str | None) -> float | None:
     return None
 
 
-class LLMJudgeScorer:
-    """A rubric prompt per (heuristic, solution) to an OpenAI-compatible endpoint; bounded concurrency."""
+class _ConfiguredScorer:
+    """What the model-backed scorers share: their settings, the catalog, and the one setting they need."""
 
-    kind = "llm_judge"
+    kind: ClassVar[str]
+    needs: ClassVar[str]
+    """The ScorerConfig field this scorer cannot work without (checked by ScorerConfig)."""
 
     def __init__(self, config: ScorerConfig, catalog: HeuristicCatalog, progress: bool = False):
-        assert config.endpoint, "validated by ScorerConfig"
+        assert getattr(config, self.needs), f"scorer.{self.needs} is validated by ScorerConfig"
         self.config = config
         self.catalog = catalog
         self.progress = progress
-        self._endpoint: Endpoint | None = None
+
+
+class LLMJudgeScorer(_ConfiguredScorer):
+    """A rubric prompt per (heuristic, solution) to an OpenAI-compatible endpoint; bounded concurrency."""
+
+    kind = "llm_judge"
+    needs = "endpoint"
+    _endpoint: Endpoint | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -415,17 +424,12 @@ class LLMJudgeScorer:
 # ----- reward model ---------------------------------------------------------------------------------
 
 
-class RewardModelScorer:
+class RewardModelScorer(_ConfiguredScorer):
     """A sequence-classification model scores "instruction + solution"; the score is a logit or a probability."""
 
     kind = "reward_model"
-
-    def __init__(self, config: ScorerConfig, catalog: HeuristicCatalog, progress: bool = False):
-        assert config.model, "validated by ScorerConfig"
-        self.config = config
-        self.catalog = catalog
-        self.progress = progress
-        self._loaded = False
+    needs = "model"
+    _loaded = False
 
     def _load(self) -> None:
         """Load the tokenizer and model (on first use: a run whose scores are all cached never loads them)."""
