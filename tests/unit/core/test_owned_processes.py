@@ -32,6 +32,21 @@ def _gone(pids: list[int], within_s: float) -> list[int]:
     return alive
 
 
+
+def _the_reaper(owner: subprocess.Popen, child_pid: int) -> int:
+    """The pid of the one reaper ``owner`` started beside its owned process ``child_pid``."""
+    reapers = [p.pid for p in psutil.Process(owner.pid).children() if p.pid != child_pid]
+    assert len(reapers) == 1, reapers
+    return reapers[0]
+
+
+def _kill_and_expect_gone(owner: subprocess.Popen, pids: list[int], within_s: float) -> None:
+    """SIGKILL ``owner``: every process in ``pids`` must be gone within ``within_s``."""
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(timeout=10)
+    assert _gone(pids, within_s=within_s) == []
+
+
 def test_the_owned_process_group_dies_with_a_sigkilled_owner() -> None:
     owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
     try:
@@ -43,11 +58,8 @@ def test_the_owned_process_group_dies_with_a_sigkilled_owner() -> None:
         worker_pids = [p.pid for p in child.children()]
         assert worker_pids, "the server did not start its worker"
         assert os.getpgid(child_pid) == child_pid != os.getpgid(owner.pid)  # its own session and group
-        reapers = [p for p in psutil.Process(owner.pid).children() if p.pid != child_pid]
-        assert len(reapers) == 1
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=10)
-        assert _gone([child_pid, *worker_pids, reapers[0].pid], within_s=10) == []
+        reaper = _the_reaper(owner, child_pid)
+        _kill_and_expect_gone(owner, [child_pid, *worker_pids, reaper], within_s=10)
     finally:
         if owner.poll() is None:
             owner.kill()
@@ -90,12 +102,9 @@ def test_every_descendant_dies_with_a_sigkilled_owner_even_one_that_left_its_ses
             time.sleep(0.1)
         grandchildren = [p.pid for p in psutil.Process(child_pid).children()]
         assert grandchildren and os.getsid(grandchildren[0]) not in (os.getsid(owner.pid), os.getsid(child_pid))
-        reapers = [p for p in psutil.Process(owner.pid).children() if p.pid != child_pid]
-        assert len(reapers) == 1  # one tree reaper, however often it is asked for
+        reaper = _the_reaper(owner, child_pid)  # one tree reaper, however often it is asked for
         time.sleep(2.5)  # the reaper notes the tree every second
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=10)
-        assert _gone([child_pid, *grandchildren, reapers[0].pid], within_s=15) == []
+        _kill_and_expect_gone(owner, [child_pid, *grandchildren, reaper], within_s=15)
     finally:
         if owner.poll() is None:
             owner.kill()
