@@ -38,6 +38,9 @@ def _config(run_dir: Path, args: argparse.Namespace) -> GenerateConfig:
             "num_exemplars": args.num_exemplars,
             "sampling": {"max_tokens": args.max_tokens, "temperature": 0.8, "extra": {"ignore_eos": True}},
             "bootstrap": {"rounds": 1, "samples": args.samples},
+            # The plain prompt is one more condition of the round (the raw side sends its bodies too);
+            # rationalization is a second pass whose requests depend on the verdicts: left out of both.
+            "rationalization": {"enabled": False},
             "concurrency": args.concurrency,
             "progress": False,
         }
@@ -89,7 +92,7 @@ def main() -> None:
             bodies = [
                 probe._body(endpoint, q, h, 1, args.samples)
                 for q in questions
-                for h in probe.heuristics
+                for h in probe.conditions
             ]
             in_flight = max(1, args.concurrency // args.samples)
             # Warm up the server (first requests pay one-time costs) with a few of the same prompts.
