@@ -4,7 +4,14 @@ The arms are those of ``polya run`` (``polya.experiment.arms``: base, rl, <datas
 <dataset>_sft_rl, with polya@<n> and distill datasets), so the cluster report names its rows the
 way the laptop report does. With a distill arm, a second generate and select pair runs for the
 ``teacher_model`` (or the build's ``teacher_endpoint``) and builds the ``distill`` dataset.
-``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
+With the build's ``outer_loop.iterations`` K > 1, each loop dataset (``loop_datasets``: the arms'
+SFT datasets but distill and wrong_answer) gets iterations 2..K of generate -> select -> SFT,
+unrolled at compile time: ``iterate-<dataset>-<k>`` closes iteration k (the questions iteration
+k+1 asks, the rows SFT k trains on; ``polya.experiment.iterations``' rules, as in ``polya run``),
+``generate-<dataset>-<k>`` samples from ``sft-<dataset>-<k-1>``'s model (``sft-<dataset>`` for k = 2)
+with only the dataset's prompt condition, ``select-<dataset>-<k>`` builds that dataset, and
+``sft-<dataset>-<k>`` trains the base model again; the ``<dataset>_sft`` arms (eval, GRPO) use
+iteration K's model. ``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
 GPU pool, storage, node counts, arms: fixed at compile time). The run-time parameters are the
 pipeline function's arguments below; ``*_config`` take any other stage setting as YAML/JSON, and
 a parameter left unset keeps the stage config's own value.
@@ -18,12 +25,14 @@ from typing import Any, Optional
 
 from kfp import dsl
 
-from polya.experiment.arms import parse_arm, rl_starts, sft_datasets
+from polya.experiment.arms import draws_from_plain, loop_datasets, parse_arm, rl_starts, sft_datasets
 from polya.experiment.config import DISTILL
+from polya.heuristics.catalog import NONE
 from polya.models import EMBEDDED_MODEL
 from polya.pipeline.config import PipelineBuildConfig, checkpoint_root, cluster_target
 from polya.pipeline.loader import load_component
 from polya.pipeline.tasks import place
+from polya.select.config import SelectConfig
 
 
 def _set(**values: Any) -> dict[str, Any]:
@@ -31,10 +40,15 @@ def _set(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _cpu(build: PipelineBuildConfig, cpu: str, memory: str) -> Any:
+    """Resources of a CPU task (the eval task's settings, no GPU)."""
+    return build.eval.model_copy(update={"gpus": 0, "cpu": cpu, "memory": memory})
+
+
 def build_pipeline(build: PipelineBuildConfig) -> Any:
     """The Pólya pipeline compiled for ``build``."""
     data_op, generate_op, select_op = load_component("data"), load_component("generate"), load_component("select")
-    decontaminate_op = load_component("decontaminate")
+    decontaminate_op, iterate_op = load_component("decontaminate"), load_component("iterate")
     sft_op, rl_op, eval_op, report_op = load_component("sft"), load_component("rl"), load_component("eval"), load_component("report")
     ckpt = checkpoint_root(build)
     sft_target, rl_target = cluster_target(build, "sft"), cluster_target(build, "rl")
@@ -44,6 +58,10 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
     endpoint = build.generate.vllm_endpoint
     datasets = sft_datasets(build.arms)
     student_datasets = [d for d in datasets if d != DISTILL]
+    loop = build.outer_loop
+    looped = loop_datasets(build.arms) if loop.enabled else []
+    # Which prompt condition a loop dataset draws from is fixed here, by select's default baseline_source.
+    baseline_source = SelectConfig.model_fields["baseline_source"].default
 
     @dsl.pipeline(name=build.name, description="Pólya mid-training before RL: decontaminate, generate, verify, select, SFT, GRPO, evaluate (arXiv 2605.08472).")
     def polya_pipeline(
@@ -97,13 +115,13 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
             eval_config: Other EvalConfig settings (YAML/JSON).
         """
         data_task = data_op(config_yaml=data_config, source=data_source, limit=data_limit).set_display_name("data")
-        place(data_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "2Gi"}))
+        place(data_task, build, "cpu", _cpu(build, "1", "2Gi"))
 
         decon_task = decontaminate_op(
             questions=data_task.outputs["questions"], config_yaml=decontaminate_config, eval_config_yaml=eval_config, benchmarks=benchmarks,
             action=decontaminate_action,
         ).set_display_name("decontaminate")
-        place(decon_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "4Gi"}))
+        place(decon_task, build, "cpu", _cpu(build, "1", "4Gi"))
 
         gen_task = generate_op(
             questions=decon_task.outputs["clean"], config_yaml=generate_config, model=model, heuristics=heuristics,
@@ -115,7 +133,7 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
             generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(student_datasets or ["polya"]),
             n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
         ).set_display_name("select")
-        place(select_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
+        place(select_task, build, "cpu", _cpu(build, "2", "8Gi"))
         datasets_of = {d: select_task.outputs["datasets"] for d in student_datasets}
         if DISTILL in datasets:
             teacher_task = generate_op(
@@ -128,19 +146,49 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
                 generations=teacher_task.outputs["generations"], config_yaml=select_config, dataset_names=DISTILL,
                 n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
             ).set_display_name("select-teacher")
-            place(teacher_select, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "2", "memory": "8Gi"}))
+            place(teacher_select, build, "cpu", _cpu(build, "2", "8Gi"))
             datasets_of[DISTILL] = teacher_select.outputs["datasets"]
 
-        models: dict[str, Any] = {"base": None}  # arm -> its model artifact (None: the base model)
-        for dataset in datasets:
+        def sft(datasets_artifact: Any, dataset: str, name: str) -> Any:
             sft_task = sft_op(
-                datasets=datasets_of[dataset], config_yaml=sft_config, dataset=dataset, base_model=model,
+                datasets=datasets_artifact, config_yaml=sft_config, dataset=dataset, base_model=model,
                 max_steps=sft_max_steps, learning_rate=sft_learning_rate, checkpoint_root=ckpt, **_set(cluster=sft_cluster),
-            ).set_display_name(f"sft-{dataset}")
+            ).set_display_name(name)
             in_pod = sft_target is None
             place(sft_task, build, "trainer", build.sft if in_pod else build.sft.model_copy(update={"cpu": "1", "memory": "4Gi"}),
                   gpus=build.sft.gpus if in_pod else 0, pvc=True, namespace_env=not in_pod)
-            models[f"{dataset}_sft"] = sft_task.outputs["model"]
+            return sft_task.outputs["model"]
+
+        def iterate(dataset: str, index: int, datasets_artifact: Any, earlier: Any) -> Any:
+            task = iterate_op(
+                questions=decon_task.outputs["clean"], datasets=datasets_artifact, config_yaml=loop.model_dump_json(), dataset=dataset,
+                iteration=index, **_set(earlier=earlier),
+            ).set_display_name(f"iterate-{dataset}-{index}")
+            place(task, build, "cpu", _cpu(build, "1", "2Gi"))
+            return task
+
+        models: dict[str, Any] = {"base": None}  # arm -> its model artifact (None: the base model)
+        for dataset in datasets:
+            models[f"{dataset}_sft"] = sft(datasets_of[dataset], dataset, f"sft-{dataset}")
+            if dataset not in looped:
+                continue
+            # The outer loop: iterations 2..K, each from the previous iteration's SFT model; SFT restarts from the base model.
+            plain = draws_from_plain(dataset, baseline_source)
+            closed = iterate(dataset, 1, datasets_of[dataset], None)
+            for index in range(2, loop.iterations + 1):
+                gen_k = generate_op(
+                    questions=closed.outputs["next_questions"], model_artifact=models[f"{dataset}_sft"], config_yaml=generate_config,
+                    heuristics=NONE if plain else heuristics, plain=plain, rounds=rounds, samples=samples, token_budget=token_budget,
+                    **_set(verifier_endpoint=verifier),
+                ).set_display_name(f"generate-{dataset}-{index}")
+                place(gen_k, build, "vllm", build.generate, gpus=build.generate.gpus)  # vLLM serves the SFT model in the pod
+                select_k = select_op(
+                    generations=gen_k.outputs["generations"], config_yaml=select_config, dataset_names=dataset,
+                    n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
+                ).set_display_name(f"select-{dataset}-{index}")
+                place(select_k, build, "cpu", _cpu(build, "2", "8Gi"))
+                closed = iterate(dataset, index, select_k.outputs["datasets"], closed.outputs["data"])
+                models[f"{dataset}_sft"] = sft(closed.outputs["data"], dataset, f"sft-{dataset}-{index}")
         for start in rl_starts(build.arms):
             kwargs = {"model": models[start]} if models[start] is not None else {}
             rl_task = rl_op(config_yaml=rl_config, start=start, base_model=model, group_size=rl_group_size, max_steps=rl_max_steps,
@@ -162,7 +210,7 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
 
         slots = {f"eval_{i}": artifact for i, artifact in enumerate(evaluations, start=1)}
         report_task = report_op(labels=",".join(build.arms), **slots).set_display_name("report")
-        place(report_task, build, "cpu", build.eval.model_copy(update={"gpus": 0, "cpu": "1", "memory": "4Gi"}))
+        place(report_task, build, "cpu", _cpu(build, "1", "4Gi"))
 
     polya_pipeline.build_config = json.loads(build.model_dump_json())  # type: ignore[attr-defined]
     return polya_pipeline

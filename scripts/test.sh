@@ -5,6 +5,7 @@
 #   bash scripts/test.sh -m "not integration"   # fast unit tests only
 #   bash scripts/test.sh -m gpu          # opt-in: needs an NVIDIA GPU
 #   bash scripts/test.sh -m images       # opt-in: builds and runs the CPU images with buildah (root)
+#   bash scripts/test.sh -m slow         # opt-in: integration tests too long for the default run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -14,6 +15,6 @@ VENV="${POLYA_VENV:-.venv}"
 export POLYA_CACHE_DIR="${POLYA_CACHE_DIR:-$HOME/.cache/polya}"
 args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
-  args=(-m "not gpu and not cluster and not images")
+  args=(-m "not gpu and not cluster and not images and not slow")
 fi
 exec "$VENV/bin/python" -m pytest "${args[@]}"

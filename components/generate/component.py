@@ -8,7 +8,7 @@ chart's).
 from typing import Optional
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 
 @dsl.component(base_image="polya/vllm-server:0.1.0", install_kfp_package=False)
@@ -24,6 +24,8 @@ def generate(
     token_budget: Optional[int] = None,
     endpoint: Optional[str] = None,
     verifier_endpoint: Optional[str] = None,
+    model_artifact: Optional[Input[Model]] = None,
+    plain: Optional[bool] = None,
 ):
     """Generate and verify solutions for every (question, heuristic) pair.
 
@@ -39,6 +41,9 @@ def generate(
         token_budget: bootstrap.token_budget.
         endpoint: OpenAI-compatible vLLM URL (e.g. http://polya-vllm:8000/v1); unset: start vLLM in this pod.
         verifier_endpoint: Verifier service URL; unset: judge in-process.
+        model_artifact: Model artifact to sample from (the outer loop: the previous iteration's SFT model); replaces model, and vLLM
+            starts in this pod (endpoint is not used).
+        plain: GenerateConfig.plain when set (the outer loop: true with heuristics 'none' for the plain-prompt datasets).
     """
     import logging
 
@@ -49,6 +54,7 @@ def generate(
     summary = generate_step(
         config_yaml, questions.path, generations.path, model=model, heuristics=heuristics, rounds=rounds, samples=samples,
         token_budget=token_budget, endpoint=endpoint, verifier_endpoint=verifier_endpoint,
+        model_dir_in=model_artifact.path if model_artifact is not None else None, plain=plain,
     )
     log_metrics(metrics, summary)
     generations.metadata.update(summary)

@@ -19,6 +19,7 @@ from polya import __version__
 from polya.cli.options import config_options, print_config, resolve_config
 from polya.cli.pipeline import pipeline
 from polya.core.errors import PolyaError
+from polya.core.layout import RunLayout
 from polya.core.processes import reap_descendants_on_exit
 from polya.eval.config import EvalConfig
 from polya.experiment.config import RunConfig
@@ -157,6 +158,13 @@ def run(**kwargs: Any) -> None:
     for name, summary in out.stages.items():
         if name.startswith(("sft/", "rl/")):
             click.echo(f"{name}: {summary.get('global_step')} steps -> {out.run_dir}/{name}/final")
+    if out.iterations:
+        last = {row["dataset"]: row for row in out.iterations}
+        solved = ", ".join(f"{name} {row['solved_total']}" for name, row in last.items())
+        click.echo(
+            f"outer loop: {config.outer_loop.iterations} iterations ({config.outer_loop.style}), questions solved so far: {solved} "
+            f"-> {out.run_dir}/{RunLayout.ITERATIONS_REPORT}"
+        )
     for arm, why in out.skipped.items():
         click.echo(f"arm {arm} left out: {why}", err=True)
     if out.report_uri:

@@ -15,6 +15,8 @@ A run directory (a local folder or an ``s3://`` prefix) is shared by every stage
     eval/benchmarks/<benchmark>/questions.jsonl     the questions, frozen at first use (+ spec.json)
     eval/<arm>/<benchmark>/samples.jsonl            every sample with its verdict (+ part.json, composition.jsonl)
     eval/results.json, report.md, plots/            the comparison
+    iterations/<dataset>/iter-NN/                   outer bootstrap loop: iteration NN (>= 2), a run of its own
+    iterations/summary.json, summary.md             the per-iteration table
 
 Stages and readers ask :class:`RunLayout` for a path instead of writing the string themselves, so
 the contract between a stage that writes a file and the stages that read it is written once.
@@ -104,12 +106,16 @@ class DecontaminateLayout:
 class GenerateLayout:
     """``generate/`` of a run: ``config.json`` (the identity, checked on resume), ``questions.jsonl``
     (frozen at the first start), ``generations/round-NN/part-*.jsonl``, ``generations/rationalization/part-*.jsonl``
-    (the plain condition asked again with the answer as a hint) and ``summary.json``."""
+    (the plain condition asked again with the answer as a hint) and ``summary.json``; in an iteration of
+    the outer bootstrap loop also ``solved_before.json`` (questions solved by earlier iterations, left out)."""
 
     root: str = "generate"
 
     def __post_init__(self) -> None:
-        _derive(self, self.root, {"config": "config.json", "questions": "questions.jsonl", "generations": "generations", "summary": "summary.json"})
+        _derive(self, self.root, {
+            "config": "config.json", "questions": "questions.jsonl", "generations": "generations", "summary": "summary.json",
+            "solved_before": "solved_before.json",
+        })
 
     def round(self, index: int) -> str:
         """Folder of one bootstrap round's shards."""
@@ -212,6 +218,19 @@ class RunLayout:
     def rl(start: str) -> TrainingLayout:
         """Output of GRPO started from arm ``start`` (``base`` or ``<dataset>_sft``)."""
         return TrainingLayout(f"rl/{start}")
+
+    ITERATIONS = "iterations"
+    ITERATIONS_SUMMARY = "iterations/summary.json"
+    ITERATIONS_REPORT = "iterations/summary.md"
+    """The outer bootstrap loop's per-iteration table (``polya run`` with ``outer_loop.iterations`` > 1)."""
+
+    def iteration(self, dataset: str, index: int) -> "RunLayout":
+        """Iteration ``index`` (2, 3, ...) of the outer bootstrap loop of ``dataset``: ``<root>/iterations/<dataset>/iter-NN``,
+        a run of its own (generate/, select/, sft/<dataset>/, manifest) whose generation samples from the SFT model of
+        iteration ``index - 1`` (iteration 1 is this run's own generate, select and ``sft/<dataset>``)."""
+        if index < 2:
+            raise ValueError(f"iteration {index}: iteration 1 is the run itself; its own iterations start at 2")
+        return RunLayout(self.uri(f"{self.ITERATIONS}/{dataset}/iter-{index:02d}"))
 
     def distill(self) -> "RunLayout":
         """The teacher's run inside this one (``<root>/distill``): its own generate/, select/ and manifest,

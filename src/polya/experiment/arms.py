@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from polya.select.config import DATASETS, dataset_rule
+from polya.select.config import BASELINE_DATASETS, DATASETS, dataset_rule
 
 _SFT_ARM = re.compile(r"^(?P<dataset>.+?)_sft(?P<rl>_rl)?$")
 
@@ -89,3 +89,20 @@ def sft_datasets(arms: Iterable[str]) -> list[str]:
 def rl_starts(arms: Iterable[str]) -> list[str]:
     """The arms GRPO starts from (``base`` or ``<dataset>_sft``), in a fixed order."""
     return sorted({arm.start for arm in map(parse_arm, arms) if arm.rl})
+
+
+LOOP_EXCLUDED = ("distill", "wrong_answer")
+"""Datasets the outer bootstrap loop leaves alone: a teacher's solutions, and wrong answers (nothing to solve)."""
+
+
+def loop_datasets(arms: Iterable[str]) -> list[str]:
+    """The datasets the outer bootstrap loop iterates when it is on (``polya run`` and the pipeline): the
+    arms' SFT datasets but :data:`LOOP_EXCLUDED`, in a fixed order."""
+    return [name for name in sft_datasets(arms) if name not in LOOP_EXCLUDED]
+
+
+def draws_from_plain(dataset: str, baseline_source: str) -> bool:
+    """Whether ``dataset`` is drawn from the plain prompt's generations (star, breadth, depth with select's
+    ``baseline_source: plain``) rather than from the heuristic prompts; the loop's iterations of it
+    generate with that condition only."""
+    return baseline_source == "plain" and dataset in BASELINE_DATASETS

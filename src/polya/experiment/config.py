@@ -24,14 +24,17 @@ from polya.experiment.decontaminate import DecontaminateConfig
 from polya.experiment.arms import (
     DEFAULT_ARMS,
     check_arms,
+    draws_from_plain,
+    loop_datasets,
     parse_arm,
     rl_starts,
     sft_datasets,
 )
 from polya.generate.config import GenerateConfig
+from polya.heuristics.catalog import NONE
 from polya.models import EMBEDDED_MODEL
 from polya.rl.config import RlConfig
-from polya.select.config import BASELINE_DATASETS, SelectConfig
+from polya.select.config import SelectConfig
 from polya.sft.config import SftConfig
 
 STAGES = ("decontaminate", "generate", "select", "sft", "rl", "eval")
@@ -89,6 +92,32 @@ class DistillConfig(StageConfig):
     api_key: str | None = Field(default=None, description="Bearer token for endpoint.")
 
 
+class OuterLoopConfig(StageConfig):
+    """The outer bootstrap loop (STaR, Zelikman et al. 2022; ReST-EM, Singh et al. 2023): generate -> select -> SFT, K times.
+
+    Iteration 1 is the run's own generate, select and SFT. Iteration k >= 2 of a dataset generates
+    with the SFT model of iteration k-1, in ``<run_dir>/iterations/<dataset>/iter-NN/`` (a run of its
+    own: resumable, its own manifest), selects that dataset from it and fine-tunes again from the
+    base model; the ``<dataset>_sft`` arms (and GRPO from them) use the model of the last iteration.
+    Each dataset has its own chain: ``star`` generates with the plain prompt only, ``polya`` with
+    the heuristics only. ``distill`` and ``wrong_answer`` are trained once.
+    """
+
+    iterations: int = Field(default=1, ge=1, le=32, description="K: iterations of generate -> select -> SFT (1: no outer loop).")
+    style: Literal["star", "rest_em"] = Field(
+        default="star",
+        description=(
+            "star: each iteration asks only the questions no earlier iteration solved, and fine-tunes the base model on every "
+            "iteration's data so far; rest_em (ReST-EM): each iteration asks every question again and fine-tunes the base model "
+            "on that iteration's data only."
+        ),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.iterations > 1
+
+
 class RunConfig(StageConfig):
     """Run the experiment stage by stage in one run directory; a re-run resumes where it stopped.
 
@@ -127,6 +156,10 @@ class RunConfig(StageConfig):
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Settings of the generate stage.")
     select: SelectConfig = Field(default_factory=SelectConfig, description="Settings of the select stage (the SFT datasets).")
     sft: SftConfig = Field(default_factory=SftConfig, description="Settings of the sft stage, used for every <dataset>_sft arm (dataset, model and output are set per arm).")
+    outer_loop: OuterLoopConfig = Field(
+        default_factory=OuterLoopConfig,
+        description="The outer bootstrap loop: K iterations of generate -> select -> SFT, each generating with the latest SFT model (off: 1).",
+    )
     rl: RlConfig = Field(default_factory=RlConfig, description="Settings of the rl stage, used for every *rl arm (model, start and output are set per arm).")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Settings of the eval stage (its arms are set from the run's arms).")
 
@@ -174,9 +207,7 @@ class RunConfig(StageConfig):
 
     def plain_datasets(self) -> list[str]:
         """The datasets arms train on that draw from the plain condition (star, breadth, depth with ``baseline_source: plain``)."""
-        if self.select.baseline_source != "plain":
-            return []
-        return [name for name in self.sft_datasets() if name in BASELINE_DATASETS]
+        return [name for name in self.sft_datasets() if draws_from_plain(name, self.select.baseline_source)]
 
     def uses_distill(self) -> bool:
         """Whether an arm trains on the teacher's dataset (then generate and select also run for the teacher)."""
@@ -210,6 +241,22 @@ class RunConfig(StageConfig):
             data_file = teacher.uri(teacher.select.data_file(DISTILL, self.select.output_format))
         return self.sft.model_copy(update={"dataset": dataset, "model": self.model, "output": None, "data_file": data_file})
 
+    def loop_datasets(self) -> list[str]:
+        """The datasets the outer bootstrap loop iterates (none when it is off)."""
+        return loop_datasets(self.arms) if self.outer_loop.enabled else []
+
+    def iteration_layout(self, dataset: str, index: int) -> RunLayout:
+        """The run directory of iteration ``index`` of ``dataset``'s chain (iteration 1: the run itself)."""
+        layout = RunLayout(self.run_dir)
+        return layout if index == 1 else layout.iteration(dataset, index)
+
+    def sft_model_of(self, dataset: str, index: int | None = None) -> str:
+        """Where the SFT model of ``dataset`` after iteration ``index`` (default: the last) is, or will be."""
+        if index is None:
+            index = self.outer_loop.iterations if dataset in self.loop_datasets() else 1
+        layout = self.iteration_layout(dataset, index)
+        return layout.uri(RunLayout.sft(dataset).final)
+
     def model_of(self, arm_name: str) -> str:
         """Where the model of an arm is (or will be) once its stages ran."""
         arm = parse_arm(arm_name)
@@ -217,8 +264,36 @@ class RunConfig(StageConfig):
         if arm.rl:
             return layout.uri(RunLayout.rl(arm.start).final)
         if arm.sft_dataset:
-            return layout.uri(RunLayout.sft(arm.sft_dataset).final)
+            return self.sft_model_of(arm.sft_dataset)
         return self.model
+
+    def iteration_configs(self, dataset: str, index: int) -> dict[str, StageConfig]:
+        """The stages of iteration ``index`` >= 2 of ``dataset``'s chain, by manifest name (``generate``, ``select``,
+        ``sft/<dataset>``), each in the iteration's own run directory.
+
+        Generation samples from iteration ``index - 1``'s SFT model, on a vLLM server polya starts with
+        the run's server settings (a configured ``endpoint`` serves the base model, so it is not used),
+        with only the condition the dataset draws from (the plain prompt, or the heuristics); SFT
+        starts from the base model, on the
+        iteration's data (rest_em) or on every iteration's data so far (star: a file the loop writes).
+        """
+        from polya.experiment.iterations import cumulative_data_file
+
+        iteration = self.iteration_layout(dataset, index)
+        plain = dataset in self.plain_datasets()
+        generate = self.generate.model_copy(update={
+            "run_dir": iteration.root,
+            # polya serves the previous iteration's checkpoint itself: a given endpoint serves the base model.
+            "server": self.generate.server.model_copy(update={
+                "model": self.sft_model_of(dataset, index - 1), "endpoint": None, "served_model_name": None, "api_key": None,
+            }),
+            "plain": plain,
+            "heuristics": [NONE] if plain else self.generate.heuristics,
+        })
+        select = self.select.model_copy(update={"run_dir": iteration.root, "datasets": [dataset]})
+        data_file = cumulative_data_file(iteration, dataset) if self.outer_loop.style == "star" else None
+        sft = self.sft.model_copy(update={"run_dir": iteration.root, "dataset": dataset, "model": self.model, "output": None, "data_file": data_file})
+        return {"generate": generate, "select": select, sft.manifest_stage: sft}
 
     def rl_config(self, start: str) -> RlConfig:
         model = self.model if start == "base" else self.model_of(start)
@@ -244,6 +319,11 @@ class RunConfig(StageConfig):
             for dataset in self.sft_datasets():
                 config = self.sft_config(dataset)
                 out[config.manifest_stage] = config
+            for dataset in self.loop_datasets():  # the outer loop runs within the sft stage
+                for index in range(2, self.outer_loop.iterations + 1):
+                    prefix = RunLayout(self.run_dir).relative(self.iteration_layout(dataset, index).root)
+                    for name, config in self.iteration_configs(dataset, index).items():
+                        out[f"{prefix}/{name}"] = config
         if "rl" in self.stages:
             for start in self.rl_starts():
                 config = self.rl_config(start)

@@ -215,3 +215,14 @@ def run(config: DecontaminateConfig) -> DecontaminateOutputs:
     if not kept:
         logger.warning("every training question overlaps a benchmark: generation would have nothing to do (action flag keeps them)")
     return outputs
+
+
+def share_report(run_dir: str, target_dir: str) -> None:
+    """Copy the run's decontamination report into another run inside it (the teacher's, an iteration of the
+    outer loop), so that its generation leaves out the same questions."""
+    source, target = open_store(run_dir), open_store(target_dir)
+    for path in (RunLayout.decontaminate.report, RunLayout.decontaminate.report_md):
+        if source.exists(path):
+            target.write_bytes(path, source.read_bytes(path))
+        elif target.exists(path):
+            target.delete(path)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from polya.core.config import StageConfig, with_default
 from polya.data.config import DataConfig
-from polya.heuristics.catalog import HeuristicIds
+from polya.heuristics.catalog import NONE, HeuristicIds
 from polya.sampling.config import RequestSettings, SamplingParams
 from polya.serving.config import ServerConfig
 from polya.verify.config import JudgeSettings
@@ -59,7 +59,9 @@ class GenerateConfig(RequestSettings, JudgeSettings):
     run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI. Output goes to <run_dir>/generate/.")
     data: DataConfig = Field(default_factory=DataConfig, description="Where the training questions come from.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="The model server (started by polya, or an existing endpoint).")
-    heuristics: HeuristicIds = Field(default_factory=lambda: ["all"], description="Heuristic ids from the catalog to use, or [all].")
+    heuristics: HeuristicIds = Field(
+        default_factory=lambda: ["all"], description="Heuristic ids from the catalog to use, [all], or [none] (the plain prompt only; needs plain)."
+    )
     catalog: str | None = Field(default=None, description="Path to a heuristic catalog YAML; default: the packaged Pólya catalog.")
     plain: bool = Field(
         default=True,
@@ -81,6 +83,12 @@ class GenerateConfig(RequestSettings, JudgeSettings):
     """One judge process: generation shares the machine with the model server."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port while running (unset: off).")
     progress: bool = Field(default=True, description="Show a progress bar with throughput.")
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> "GenerateConfig":
+        if self.heuristics == [NONE] and not self.plain:
+            raise ValueError("heuristics [none] with plain false leaves nothing to generate: name heuristics, or set plain true")
+        return self
 
     def identity(self) -> dict[str, object]:
         """The settings that decide *what* is generated; a resumed run must keep them unchanged."""

@@ -117,16 +117,45 @@ def excluded_questions(config: GenerateConfig) -> list[str]:
     return sorted(report.removed_for(config.data.identity())) if report is not None else []
 
 
-def manifest_config(config: GenerateConfig, excluded: list[str] | None = None) -> dict[str, Any]:
-    """What the manifest records for the stage: the settings and, when questions were removed, a digest of their ids.
+def solved_before(config: GenerateConfig) -> list[str]:
+    """Ids of the questions earlier iterations of the outer bootstrap loop solved (``generate/solved_before.json``,
+    written by ``polya run`` before an iteration's generation), sorted; none outside the loop."""
+    store = open_store(config.run_dir)
+    if not store.exists(RunLayout.generate.solved_before):
+        return []
+    data = store.read_json(RunLayout.generate.solved_before)
+    ids = data.get("question_ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ConfigError(
+            f"{RunLayout(config.run_dir).uri(RunLayout.generate.solved_before)} must hold {{question_ids: [...]}} "
+            "(written by polya run's outer loop); delete the iteration's folder to have it written again"
+        )
+    return sorted(set(ids))
+
+
+def _inputs(excluded: list[str], solved: list[str]) -> dict[str, str]:
+    """The question ids left out, as digests (part of the stage's identity: another set is other generations)."""
+    out = {}
+    if excluded:
+        out["excluded_questions"] = digest(excluded)
+    if solved:
+        out["solved_before"] = digest(solved)
+    return out
+
+
+def manifest_config(config: GenerateConfig, excluded: list[str] | None = None, solved: list[str] | None = None) -> dict[str, Any]:
+    """What the manifest records for the stage: the settings and, when questions were left out (removed by the
+    decontamination, or solved by an earlier iteration of the outer loop), digests of their ids.
 
     ``polya run`` skips the stage when this is unchanged and the outputs are intact, so another
     decontamination result makes it run again (and refuse to mix question sets).
     """
     excluded = excluded_questions(config) if excluded is None else excluded
+    solved = solved_before(config) if solved is None else solved
     out = config.model_dump(mode="json")
-    if excluded:
-        out["inputs"] = {"excluded_questions": digest(excluded)}
+    inputs = _inputs(excluded, solved)
+    if inputs:
+        out["inputs"] = inputs
     return out
 
 
@@ -155,6 +184,7 @@ class GenerationStage:
         self.progress = _Progress()
         self._writer: ShardWriter | None = None
         self.excluded = excluded_questions(config)
+        self.solved_before = solved_before(config)
 
     def _round_writer(self, round_index: int) -> ShardWriter:
         cfg = self.config
@@ -170,8 +200,7 @@ class GenerationStage:
         and, when the decontamination removed questions, a digest of their ids."""
         identity = self.config.identity()
         identity["catalog_digest"] = self.catalog.digest()
-        if self.excluded:
-            identity["excluded_questions"] = digest(self.excluded)
+        identity.update(_inputs(self.excluded, self.solved_before))
         return identity
 
     def _check_identity(self) -> None:
@@ -211,6 +240,13 @@ class GenerationStage:
                     f"every question of {self.config.data.source!r} overlaps a benchmark and was removed ({report}); "
                     "use other data, or decontaminate with action flag to keep them"
                 )
+        if self.solved_before:
+            solved = set(self.solved_before)
+            before = len(records)
+            records = [r for r in records if r.id not in solved]
+            logger.info("left out %s of %s questions solved by earlier iterations of the outer loop", before - len(records), before)
+            if not records:
+                raise ConfigError(f"every question was solved by an earlier iteration ({self.layout.uri(RunLayout.generate.solved_before)})")
         self.store.write_jsonl(self.paths.questions, (r.model_dump(mode="json") for r in records))
         return records
 
@@ -484,6 +520,7 @@ class GenerationStage:
             finish_reasons=finish,
             token_budget_exhausted=self.progress.budget_exhausted,
             excluded_questions=len(self.excluded),
+            solved_before=len(self.solved_before),
             this_invocation={
                 "elapsed_s": round(elapsed_s, 2),
                 "new_completion_tokens": self.progress.new_tokens,
@@ -502,7 +539,7 @@ class GenerationStage:
 
             start_http_server(cfg.metrics_port)
         started = time.monotonic()
-        with record_stage(self.store, STAGE, manifest_config(cfg, self.excluded)) as record:
+        with record_stage(self.store, STAGE, manifest_config(cfg, self.excluded, self.solved_before)) as record:
             try:
                 if self._work_left(questions):
                     cfg.check_verifier()  # an unreachable verifier fails here, before a model server starts

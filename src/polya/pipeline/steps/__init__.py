@@ -8,6 +8,7 @@ questions     ``questions.jsonl`` (normalized question records) and ``data.json`
               ``decontaminate/report.json``, ``report.md`` and ``manifest.json``
 generations   a run directory holding ``generate/`` and ``manifest.json``
 datasets      a run directory holding ``select/<dataset>/train.jsonl`` + cards, ``select/report.json``
+loop data     (the outer loop's ``iterate`` output) ``select/<dataset>/train.jsonl``, the rows an iteration's SFT trains on, and ``iteration.json``
 model         a Hugging Face checkpoint (``config.json``, weights, tokenizer) and ``polya-summary.json``
 evaluation    a run directory holding ``eval/results.json``, ``eval/report.md`` and plots
 report        the comparison of several evaluations (``write_comparison``)
@@ -17,5 +18,6 @@ A parameter left at None keeps the stage config's own value; any value given, 0 
 
 - :mod:`~polya.pipeline.steps.common`: settings, artifact folders, metrics (shared by the steps).
 - :mod:`~polya.pipeline.steps.cluster`: submitting a step's training as a cluster job and waiting.
-- :mod:`~polya.pipeline.steps.data`, ``decontaminate``, ``generate``, ``select``, ``sft``, ``rl``, ``eval``, ``report``: one step each.
+- :mod:`~polya.pipeline.steps.data`, ``decontaminate``, ``generate``, ``select``, ``iterate`` (the outer bootstrap loop),
+  ``sft``, ``rl``, ``eval``, ``report``: one step each.
 """
