@@ -21,7 +21,8 @@ prompts with the same sampling settings::
     python benchmarks/rl_step_time.py --gpu --model Qwen/Qwen2.5-0.5B-Instruct --group-size 8 --batch-size 64 \\
         --max-completion-length 512
 
-Results go to ``benchmarks/results/rl_step_time.json`` (``--output``); the ratio is printed.
+Results go to ``benchmarks/results/rl_step_time.json`` (``--output``); the ratio is printed, and
+the peak memory of each side: TRL's process, and for ``polya rl`` its driver and its learner worker.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from polya.core.memory import peak_rss_mib
 
 logger = logging.getLogger("rl_step_time")
 
@@ -121,7 +124,8 @@ def run_direct(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         worker.close()
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     times = intervals(timer.marks)
-    return {"step_times_s": [round(t, 4) for t in times], "mean_step_s": round(statistics.fmean(times), 4), "tokens": tokens}
+    return {"step_times_s": [round(t, 4) for t in times], "mean_step_s": round(statistics.fmean(times), 4), "tokens": tokens,
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def run_polya(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -142,6 +146,8 @@ def run_polya(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "rollout_tokens_per_s": round(sum(completion_tokens[1:]) / max(sum(rollout[1:]), 1e-9), 2) if len(records) > 1 else None,
         "wall_s_including_startup": round(wall, 2),
         "verdicts": out.summary.get("verdicts"),
+        "peak_rss_mib": out.summary.get("peak_rss_mib"),  # the driver
+        "peak_rss_mib_learner0": out.summary.get("peak_rss_mib_learner0"),  # the Ray worker that trains
     }
 
 
@@ -169,8 +175,8 @@ def raw_vllm_rollout(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
         rates.append(tokens / elapsed)
-    return {"tokens_per_s": round(statistics.fmean(rates[1:] if len(rates) > 1 else rates), 2), "per_step_tokens_per_s": [round(r, 2) for r in rates]}
-
+    return {"tokens_per_s": round(statistics.fmean(rates[1:] if len(rates) > 1 else rates), 2), "per_step_tokens_per_s": [round(r, 2) for r in rates],
+            "peak_rss_mib": peak_rss_mib()}
 
 def machine() -> dict[str, Any]:
     import torch
@@ -207,6 +213,12 @@ def run_side(args: argparse.Namespace, side: str, work: Path) -> dict[str, Any]:
     return json.loads(result_file.read_text(encoding="utf-8"))
 
 
+def _peak(runs: list[dict[str, Any]], key: str) -> str:
+    """The largest ``key`` over ``runs``, in MiB ("?" when none recorded it)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return f"{max(values):.0f}" if values else "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
@@ -238,9 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"step time: polya rl {polya:.3f}s, TRL GRPOTrainer directly {direct:.3f}s, ratio {polya / direct:.3f} (target <= 1.1)")
+    print(f"peak RSS: polya rl learner {_peak(result['polya'], 'peak_rss_mib_learner0')} MiB + driver {_peak(result['polya'], 'peak_rss_mib')} MiB, "
+          f"TRL GRPOTrainer directly {_peak(result['direct'], 'peak_rss_mib')} MiB")
     if args.gpu:
         print(f"rollout tokens/s: polya rl {result['rollout_tokens_per_s_polya']}, raw vLLM {result['raw_vllm']['tokens_per_s']}, "
-              f"ratio {result['rollout_ratio_polya_over_raw_vllm']}")
+              f"ratio {result['rollout_ratio_polya_over_raw_vllm']}; peak RSS of raw vLLM {result['raw_vllm']['peak_rss_mib']} MiB")
     print(f"results: {output}")
     return 0
 

@@ -25,13 +25,14 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from polya.core.memory import peak_rss_mib
 
 RESULT_TAG = "BENCH_RESULT "
 
@@ -55,10 +56,6 @@ def make_dataset(path: Path, examples: int, seed: int) -> None:
         question = f"{name} starts with some {item} and receives more {steps} times (problem {i}). How many {item} at the end?"
         rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": " ".join(lines)}]})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # ----- the two sides (each runs in a child process) ---------------------------------------------

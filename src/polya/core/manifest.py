@@ -4,6 +4,12 @@
 It is how a re-run skips finished stages (:meth:`RunManifest.is_done`: same config hash and every
 recorded artifact still present with the same checksum) and how a person audits a run later.
 A single process is expected to update a run's manifest at a time.
+
+A running stage's record names the process that runs it (:class:`~polya.core.processes.ProcessIdentity`).
+A stage killed from outside (the kernel's out-of-memory killer, ``kill -9``, a node drain) cannot
+record its end: whoever loads the manifest next on the same host finds its process gone and marks
+the stage ``interrupted``, with the cause the kernel log gives (see :meth:`RunManifest.note_interrupted`).
+A re-run then resumes it like a failed one.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import socket
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from typing import Any, Iterator, Literal, Mapping
 
@@ -27,6 +33,8 @@ import polya
 from polya.core.digest import digest
 from polya.core.errors import StoreError
 from polya.core.layout import MANIFEST
+from polya.core.memory import KernelLine, kernel_log, oom_kill, peak_rss_mib, seconds_since_boot
+from polya.core.processes import ProcessIdentity, boot_id
 from polya.core.store import ArtifactStore, open_store
 from polya.core.store.base import normalize_path
 
@@ -49,7 +57,8 @@ TRACKED_PACKAGES = (
 )
 """Distributions whose installed versions are recorded (with the Python version)."""
 
-StageStatus = Literal["pending", "running", "done", "failed"]
+StageStatus = Literal["pending", "running", "done", "failed", "interrupted"]
+"""``interrupted``: the stage's process ended without recording an end (killed from outside); see ``StageRecord.cause``."""
 
 
 def utc_now() -> datetime:
@@ -91,7 +100,9 @@ class StageRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: StageStatus = Field(default="pending", description="pending, running, done or failed.")
+    status: StageStatus = Field(
+        default="pending", description="pending, running, done, failed, or interrupted (its process was killed from outside: see cause)."
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="The stage config, as JSON-safe values.")
     config_hash: str = Field(default="", description="SHA-256 of the canonical JSON of config.")
     started_at: datetime | None = Field(default=None, description="When the latest attempt started (UTC).")
@@ -105,6 +116,13 @@ class StageRecord(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict, description="Small summary of the result (counts, scores).")
     error: str | None = Field(default=None, description="Why the latest attempt failed.")
     attempts: int = Field(default=0, description="How many times the stage was started.")
+    runner: ProcessIdentity | None = Field(
+        default=None, description="The process running the latest attempt: how a later process tells a killed stage from a running one."
+    )
+    cause: str | None = Field(default=None, description="Why the latest attempt was interrupted (out of memory, from the kernel log, or unknown).")
+    peak_rss_mib: float | None = Field(
+        default=None, description="Peak resident memory of the process that ran the latest attempt, MiB, when it ended (done or failed)."
+    )
 
 
 def _new_run_id() -> str:
@@ -135,6 +153,8 @@ class RunManifest(BaseModel):
         """
         if store.exists(MANIFEST_PATH):
             manifest = cls._load(store)
+            if manifest.note_interrupted():
+                manifest.save()
             current = installed_versions()
             if current != manifest.packages:
                 logger.warning(
@@ -157,8 +177,16 @@ class RunManifest(BaseModel):
 
     @classmethod
     def read(cls, store: ArtifactStore) -> RunManifest | None:
-        """The manifest in ``store`` as it is, or None when there is none (nothing is created)."""
-        return cls._load(store) if store.exists(MANIFEST_PATH) else None
+        """The manifest in ``store``, or None when there is none (nothing is created or written).
+
+        A stage whose process was killed reads as ``interrupted`` (:meth:`note_interrupted`); the
+        file is rewritten so only by the next :meth:`load_or_create`.
+        """
+        if not store.exists(MANIFEST_PATH):
+            return None
+        manifest = cls._load(store)
+        manifest.note_interrupted()
+        return manifest
 
     @classmethod
     def _load(cls, store: ArtifactStore) -> RunManifest:
@@ -188,6 +216,36 @@ class RunManifest(BaseModel):
         """The record of stage ``name``, or None if it never started."""
         return self.stages.get(name)
 
+    def note_interrupted(self) -> list[str]:
+        """Mark ``interrupted`` every running stage whose process is gone; return their names (nothing is saved).
+
+        Only a stage run on this host can be checked (by pid, start time and boot id); one running
+        on another host (another pod of a pipeline, another node sharing the store) is left
+        ``running``, as is a record written before polya recorded who runs a stage. The cause is an
+        out-of-memory kill when the kernel log (``/dev/kmsg`` or ``dmesg``) has one for that pid,
+        with the figures it gives; else it says the process was killed from outside and whether the
+        kernel log could be read. ``finished_at`` is the time of the kill when the kernel logged it, else unknown.
+        """
+        found = []
+        lines: list[KernelLine] | None = None
+        read_log = False
+        for name, record in self.stages.items():
+            if record.status != "running" or record.runner is None or record.runner.running() is not False:
+                continue
+            if not read_log:
+                lines, read_log = kernel_log(), True
+            record.status = "interrupted"
+            record.cause, record.finished_at = _interruption(record.runner, lines)
+            if record.finished_at is not None and record.started_at is not None:
+                record.duration_s = max((record.finished_at - record.started_at).total_seconds(), 0.0)
+                record.total_duration_s += record.duration_s
+            logger.warning(
+                "stage %s of run %s was interrupted (its process %s is gone): %s; run it again to resume it",
+                name, self.run_id, record.runner.pid, record.cause,
+            )
+            found.append(name)
+        return found
+
     def start_stage(self, name: str, config: Mapping[str, Any]) -> StageRecord:
         """Mark ``name`` running with ``config``, count the attempt, clear the previous result, save."""
         previous = self.stages.get(name)
@@ -201,6 +259,7 @@ class RunManifest(BaseModel):
             # Time spent on earlier attempts counts when they worked towards the same result.
             total_duration_s=previous.total_duration_s if previous and previous.config_hash == digest else 0.0,
             packages=installed_versions(),
+            runner=ProcessIdentity.of(),
         )
         self.stages[name] = record
         self.save()
@@ -284,11 +343,27 @@ class RunManifest(BaseModel):
 
     def _end(self, record: StageRecord, status: StageStatus) -> None:
         record.status = status
+        record.peak_rss_mib = peak_rss_mib()
         record.finished_at = utc_now()
         assert record.started_at is not None, "a running stage always has started_at"
         record.duration_s = (record.finished_at - record.started_at).total_seconds()
         record.total_duration_s += record.duration_s
         self.save()
+
+
+def _interruption(runner: ProcessIdentity, lines: list[KernelLine] | None) -> tuple[str, datetime | None]:
+    """Why ``runner`` (gone) ended, from the kernel log ``lines`` (None: unreadable), and when, if the log says."""
+    if runner.boot_id and runner.boot_id != boot_id():
+        return "the machine restarted while the stage ran (another boot id)", None
+    suspects = "killed from outside (SIGKILL, the out-of-memory killer, a node drain or shutdown)"
+    if lines is None:
+        return f"{suspects}; the kernel log was not readable from this process, so the cause is unknown", None
+    kill = oom_kill(runner, lines)
+    if kill is None:
+        return f"{suspects}; the kernel log has no out-of-memory kill of pid {runner.pid}", None
+    uptime = seconds_since_boot()
+    at = utc_now() - timedelta(seconds=uptime - kill.at_s) if uptime is not None and kill.at_s is not None else None
+    return kill.describe(), at
 
 
 @dataclass

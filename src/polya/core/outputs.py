@@ -35,6 +35,17 @@ class StageOutput(BaseModel):
         return self.model_dump(mode="json")
 
 
+class StageSummary(StageOutput):
+    """Base of a stage's top-level summary file: what every stage records besides its own results."""
+
+    peak_rss_mib: float | None = Field(
+        default=None, description="Peak resident memory of the stage's process, MiB (polya.core.memory.peak_rss_mib; None: not recorded)."
+    )
+    peak_rss_mib_children: float | None = Field(
+        default=None, description="Peak resident memory of the largest child process the stage had waited for (e.g. a model server it stopped), MiB."
+    )
+
+
 def _read(model: type[O], store: ArtifactStore, path: str) -> O | None:
     if not store.exists(path):
         return None
@@ -74,7 +85,7 @@ class ContaminationMatch(StageOutput):
         return ", ".join(parts)
 
 
-class DecontaminationReport(StageOutput):
+class DecontaminationReport(StageSummary):
     """``decontaminate/report.json``: the training questions that overlap the benchmarks, and what was done with them."""
 
     action: Literal["drop", "flag"]
@@ -154,7 +165,7 @@ def iter_generations(store: ArtifactStore, check: bool = True) -> Iterator[dict[
             yield rec
 
 
-class GenerateSummary(StageOutput):
+class GenerateSummary(StageSummary):
     """``generate/summary.json``: what was generated and how much of it was right."""
 
     questions: int
@@ -196,7 +207,7 @@ class DatasetReport(StageOutput):
     rationalized: int = Field(default=0, description="Examples that are rationalized solutions (asked with the answer as a hint, stored without it).")
 
 
-class SelectReport(StageOutput):
+class SelectReport(StageSummary):
     """``select/report.json``: every dataset's statistics, the scorer and the inputs."""
 
     run_id: str
@@ -222,7 +233,7 @@ def read_select_report(store: ArtifactStore) -> SelectReport | None:
 # ----- training --------------------------------------------------------------------------------
 
 
-class TrainingSummary(StageOutput):
+class TrainingSummary(StageSummary):
     """A training output's ``summary.json`` (``polya sft``, ``polya rl``), written when training ended."""
 
     model: str = Field(description="The model training started from.")
@@ -285,7 +296,7 @@ class ArmResult(StageOutput):
     )
 
 
-class EvalResults(StageOutput):
+class EvalResults(StageSummary):
     """``eval/results.json``: pass@k and more per arm and benchmark."""
 
     ks: list[int]

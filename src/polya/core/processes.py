@@ -8,6 +8,10 @@ closes the pipe, the reaper reads end-of-file and stops the child's whole proces
 then SIGKILL after the grace period). A vLLM server and the engine processes it spawned therefore
 end with the polya command that started them, instead of living on as orphans that hold gigabytes
 and both cores.
+
+:class:`ProcessIdentity` names a process so that another process can tell later whether it still
+runs (host, boot, pid and start time, so a reused pid is not mistaken for it); the run manifest
+records one for each running stage.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from polya.core.errors import ServerError
 
@@ -159,6 +165,78 @@ def reap_descendants_on_exit(grace_s: float = 10.0) -> None:
     _TREE_REAPER[os.getpid()] = _start_reaper("tree", os.getpid(), grace_s)
 
 
+class ProcessIdentity(BaseModel):
+    """Who a process is, recorded so that another process can tell later whether it still runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pid: int = Field(description="Process id (in the pid namespace of the process that recorded it).")
+    hostname: str = Field(description="Host name of the machine (or container) it ran on.")
+    boot_id: str | None = Field(default=None, description="The kernel's boot id then (Linux): a later boot has another.")
+    start_ticks: int | None = Field(
+        default=None, description="Start time in clock ticks after boot (/proc/<pid>/stat field 22): tells a reused pid apart."
+    )
+
+    @classmethod
+    def of(cls, pid: int | None = None) -> ProcessIdentity:
+        """The identity of process ``pid`` (default: this process) on this machine."""
+        pid = os.getpid() if pid is None else pid
+        stat = _proc_stat(pid)
+        return cls(pid=pid, hostname=socket.gethostname(), boot_id=boot_id(), start_ticks=int(stat[19]) if stat else None)
+
+    @property
+    def here(self) -> bool:
+        """True when the process ran on this machine (same host name), where its liveness can be checked."""
+        return self.hostname == socket.gethostname()
+
+    def running(self) -> bool | None:
+        """Whether the process still runs; None when that cannot be told from here (another host).
+
+        Gone: another boot since, no such pid, the pid now belongs to a process started at another
+        time, or a zombie (killed, not yet waited for). Without ``/proc`` (not Linux) only the pid is checked.
+        Processes in another pid namespace with the same host name (containers sharing the host's
+        name) would be mistaken: the check trusts the host name to tell machines apart.
+        """
+        if not self.here:
+            return None
+        current_boot = boot_id()
+        if self.boot_id and current_boot and self.boot_id != current_boot:
+            return False
+        if not os.path.isdir("/proc"):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                pass
+            return True
+        stat = _proc_stat(self.pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False
+        return self.start_ticks is None or int(stat[19]) == self.start_ticks
+
+    def started_s(self) -> float | None:
+        """When the process started, in seconds after boot (None when unknown)."""
+        return self.start_ticks / os.sysconf("SC_CLK_TCK") if self.start_ticks is not None else None
+
+
+def boot_id() -> str | None:
+    """The kernel's id of the current boot (Linux), or None where there is none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None when there is no such process."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return data.rsplit(b")", 1)[1].decode().split()
+
+
 _OWNED_PIPES: dict[int, int] = {}
 """Child pid -> the write end of its reaper's pipe."""
 
@@ -173,8 +251,6 @@ def _release(pid: int) -> None:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now on ``host``."""
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

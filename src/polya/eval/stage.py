@@ -42,6 +42,7 @@ from polya.core.digest import digest, seed_from
 from polya.core.errors import ConfigError
 from polya.core.layout import RunLayout
 from polya.core.manifest import installed_versions, record_stage
+from polya.core.memory import peak_memory
 from polya.core.outputs import EvalResults
 from polya.core.store import open_store
 from polya.eval.benchmarks import (
@@ -361,6 +362,7 @@ class EvaluationStage:
             "benchmarks": [b.name for b in cfg.benchmarks],
             "arms": arms,
             "created_at": datetime.now(timezone.utc).isoformat(),
+            **peak_memory(),
         })
 
     def _eval_provenance(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from polya.core.layout import RunLayout
 from polya.core.manifest import record_stage
+from polya.core.memory import peak_memory
 from polya.core.outputs import ContaminationMatch, DecontaminationReport
 from polya.core.store import open_store
 from polya.data.config import DataConfig
@@ -203,7 +204,7 @@ def run(config: DecontaminateConfig) -> DecontaminateOutputs:
             logger.info(
                 "comparing %s training questions with %s", len(questions), ", ".join(f"{n} ({len(i)})" for n, i in benchmarks.items())
             )
-        report = build_report(config, questions, benchmarks)
+        report = build_report(config, questions, benchmarks).model_copy(update=peak_memory())
         store.write_json(paths.report, report.dump())
         store.write_text(paths.report_md, markdown_report(report))
         record.artifacts = [paths.report, paths.report_md]

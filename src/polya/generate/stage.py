@@ -42,6 +42,7 @@ from polya.core.digest import digest, seed_from
 from polya.core.errors import ConfigError
 from polya.core.layout import RunLayout
 from polya.core.manifest import record_stage
+from polya.core.memory import peak_memory
 from polya.core.outputs import GenerateSummary, iter_generations, read_decontamination_report
 from polya.core.store import open_store
 from polya.core.store.shards import ShardWriter
@@ -526,6 +527,7 @@ class GenerationStage:
                 "new_completion_tokens": self.progress.new_tokens,
                 "completion_tokens_per_s": round(self.progress.new_tokens / elapsed_s, 2) if elapsed_s > 0 else 0.0,
             },
+            **peak_memory(),
         )
 
     # ----- entry ------------------------------------------------------------------------

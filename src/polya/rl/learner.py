@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from polya.core.layout import TrainingLayout
+from polya.core.memory import peak_rss_mib
 from polya.rl.config import RlConfig
-from polya.training.checkpoints import FINAL, METRICS_FILE, peak_rss_mib, replace_dir
+from polya.training.checkpoints import FINAL, METRICS_FILE, replace_dir
 
 logger = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from polya.core.errors import ConfigError, PolyaError, ServerError
 from polya.core.manifest import record_stage
+from polya.core.memory import peak_memory
 from polya.core.processes import reap_descendants_on_exit
 from polya.core.store import ArtifactStore, open_store
 from polya.models import load_config_and_tokenizer
@@ -391,7 +392,7 @@ class RlStage:
             "verdicts": verifier_totals.get("verdicts", 0),
             "session_runtime_s": round(runtime, 3),
             "train_runtime_s": metrics.get("train_runtime_s"),
-            "peak_rss_mib_driver": ckpt.peak_rss_mib(),
+            **peak_memory(),  # the driver's; the learner's peak is the worker's own
             "peak_rss_mib_learner0": metrics.get("peak_rss_mib_rank0"),
             "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
             "final": plan.output_store.uri(ckpt.FINAL),

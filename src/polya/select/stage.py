@@ -33,6 +33,7 @@ from polya.core.digest import short_digest
 from polya.core.errors import ConfigError, DataError
 from polya.core.layout import RunLayout, SelectLayout
 from polya.core.manifest import RunManifest
+from polya.core.memory import peak_memory
 from polya.core.outputs import DatasetReport, SelectReport, iter_generations, read_decontamination_report
 from polya.core.store import open_store
 from polya.core.store.shards import ShardWriter, read_shards, shard_paths
@@ -461,6 +462,7 @@ class SelectionStage:
             scorer=scorer_summary,
             datasets=datasets,
             config=mask_secrets(self.config.model_dump(mode="json")),
+            **peak_memory(),
         )
 
 

@@ -47,6 +47,7 @@ from typing import Any
 
 from polya.core.errors import ConfigError
 from polya.core.manifest import record_stage
+from polya.core.memory import peak_memory
 from polya.core.store import ArtifactStore, open_store
 from polya.models import load_config_and_tokenizer
 from polya.sft.callbacks import SftMetricsCallback
@@ -393,7 +394,7 @@ class SftStage:
             "session_tokens": session_tokens,
             "session_runtime_s": round(runtime, 3),
             "tokens_per_s": round(session_tokens / runtime, 2) if runtime > 0 else None,
-            "peak_rss_mib": ckpt.peak_rss_mib(),
+            **peak_memory(),
             "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if plan.cuda else None,
             "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
             "final": store.uri(ckpt.FINAL if final_dir.name == ckpt.FINAL else ADAPTER),

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import resource
 import shutil
 from pathlib import Path
 from typing import Any
@@ -86,11 +85,6 @@ def last_stored_checkpoint(store: ArtifactStore) -> tuple[int, str] | None:
             if step is not None and (best is None or step > best[0]):
                 best = (step, parts[0])
     return best
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def work_dir(stage: str, output_uri: str, local_dir: str | None, remote: bool) -> Path:

@@ -73,6 +73,7 @@ def test_eval_end_to_end_and_resume(vllm_endpoint, tmp_path: Path, free_tcp_port
 
     results = json.loads((stage / "results.json").read_text())
     assert results["ks"] == [1, 2] and set(results["arms"]["base"]["benchmarks"]) == set(BENCHMARKS)
+    assert results["peak_rss_mib"] > 50
     report = (stage / "report.md").read_text()
     assert "| arm | synthetic | gsm8k | humaneval | musr_murder_mysteries | average |" in report
     for png in ["pass_at_k.png", "pass_at_k_average.png"] + [f"pass_at_k_{b}.png" for b in BENCHMARKS]:

@@ -94,6 +94,8 @@ def test_generate_kill_resume_and_records(vllm_endpoint, tmp_path: Path) -> None
     proc.wait()
     before = _records_by_id(run_dir)
     assert before, "the killed run left no finished records"
+    killed = RunManifest.read(open_store(str(run_dir))).stage("generate")
+    assert killed is not None and killed.status == "interrupted" and "killed from outside" in killed.cause
 
     # 2. Resume in-process through the same run() the CLI calls.
     config = GenerateConfig.model_validate(settings)
@@ -136,9 +138,10 @@ def test_generate_kill_resume_and_records(vllm_endpoint, tmp_path: Path) -> None
     assert summary["correct_samples"] == sum(r["correct"] for r in records)
     assert summary["undecided_samples"] == sum(r["status"] in ("timeout", "error") for r in records)
     assert summary["pairs"] == 12
+    assert summary["peak_rss_mib"] > 50
     manifest = RunManifest.load_or_create(open_store(run_dir))
     stage = manifest.stage("generate")
-    assert stage is not None and stage.status == "done"
+    assert stage is not None and stage.status == "done" and stage.attempts == 2 and stage.cause is None
     assert manifest.is_done("generate", config.model_dump(mode="json"))
 
     # 3. A third run has nothing left to do: it must not need a server at all.

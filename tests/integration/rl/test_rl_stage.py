@@ -100,6 +100,7 @@ def test_grpo_run_is_killed_resumes_and_learns_from_the_verifier(tmp_path: Path,
     # Resumed from the checkpoint the killed run left, and finished all steps.
     assert summary["resumed_from"] is not None and summary["resumed_from"].startswith("checkpoint-")
     assert summary["global_step"] == STEPS and summary["world_size"] == 2
+    assert summary["peak_rss_mib"] > 50 and summary["peak_rss_mib_learner0"] > 50  # the driver's and the learner worker's peaks
 
     # Every step's rewards came from the verifier: one call per worker, one verdict per completion, and
     # the reward TRL trained on equals what the verdicts imply (correct: 1, answer found: +0.1).

@@ -1,17 +1,25 @@
-"""RunManifest: stage lifecycle, resume decisions, corruption handling, recorded environment."""
+"""RunManifest: stage lifecycle, resume decisions, corruption handling, recorded environment, stages killed from outside."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 import polya
 from polya.core.errors import StoreError
-from polya.core.manifest import MANIFEST_PATH, RunManifest, config_hash
+from polya.core.manifest import MANIFEST_PATH, RunManifest, config_hash, record_stage
 from polya.core.store import LocalStore
 
 CONFIG = {"model": "tiny", "sampling": {"temperature": 0.7, "n": 4}}
@@ -189,8 +197,6 @@ def test_saving_leaves_only_the_manifest(store: LocalStore) -> None:
 
 
 def test_recording_marks_start_failure_and_finish(tmp_path) -> None:
-    from polya.core.manifest import record_stage
-
     store = LocalStore(tmp_path)
     store.write_text("out/a.txt", "a")
     with record_stage(store, "stage", {"x": 1}) as run:
@@ -206,3 +212,107 @@ def test_recording_marks_start_failure_and_finish(tmp_path) -> None:
     with record_stage(None, "other", {}) as run:  # a process that does not own the manifest records nothing
         run.outputs = {"ignored": True}
     assert RunManifest.load_or_create(store).stage("other") is None
+
+
+# ----- a stage killed from outside ---------------------------------------------------------------
+
+STAGE_OWNER = textwrap.dedent("""
+    import sys, time
+    from polya.core.manifest import record_stage
+    with record_stage(sys.argv[1], "sft/polya", {"lr": 1e-5}):
+        print("running", flush=True)
+        time.sleep(600)
+""")
+
+
+@pytest.fixture()
+def killed_stage(store: LocalStore) -> Iterator[subprocess.Popen[str]]:
+    """A real process that records stage ``sft/polya`` as running in ``store``'s manifest and sleeps."""
+    proc = subprocess.Popen([sys.executable, "-c", STAGE_OWNER, str(store.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_a_stage_whose_process_lives_stays_running_and_a_killed_one_is_interrupted(
+    store: LocalStore, killed_stage: subprocess.Popen[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    record = RunManifest.load_or_create(store).stage("sft/polya")
+    assert record is not None and record.status == "running" and record.runner is not None
+    assert (record.runner.pid, record.runner.hostname) == (killed_stage.pid, socket.gethostname())
+
+    os.kill(killed_stage.pid, signal.SIGKILL)
+    killed_stage.wait()
+    assert RunManifest.read(store).stage("sft/polya").status == "interrupted"  # read() tells, and writes nothing
+    assert store.read_json(MANIFEST_PATH)["stages"]["sft/polya"]["status"] == "running"
+
+    with caplog.at_level(logging.WARNING, logger="polya.core.manifest"):
+        manifest = RunManifest.load_or_create(store)
+    record = manifest.stage("sft/polya")
+    assert record is not None and record.status == "interrupted"
+    assert record.cause and "killed from outside" in record.cause and "kernel log" in record.cause
+    assert record.finished_at is None  # no out-of-memory line: when it died is unknown
+    assert store.read_json(MANIFEST_PATH)["stages"]["sft/polya"]["status"] == "interrupted"  # saved
+    assert any("sft/polya" in r.getMessage() and "interrupted" in r.getMessage() for r in caplog.records)
+    assert not manifest.is_done("sft/polya", {"lr": 1e-5})  # polya run re-runs it
+
+    with record_stage(store, "sft/polya", {"lr": 1e-5}):  # the re-run: a second attempt that ends
+        pass
+    resumed = RunManifest.load_or_create(store).stage("sft/polya")
+    assert resumed is not None and (resumed.status, resumed.attempts, resumed.cause) == ("done", 2, None)
+    assert resumed.peak_rss_mib is not None and resumed.peak_rss_mib > 10
+
+
+def test_an_out_of_memory_kill_in_the_kernel_log_is_the_cause(
+    store: LocalStore, killed_stage: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.kill(killed_stage.pid, signal.SIGKILL)
+    killed_stage.wait()
+    started = RunManifest.read(store).stage("sft/polya").runner.started_s()
+    # What the kernel logs when its OOM killer picks a process (the format of Linux 5.x/6.x), for the killed pid.
+    pid = killed_stage.pid
+    lines = [
+        (started + 4.0, "python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"),
+        (started + 4.1, f"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1,task_memcg=/kubepods/pod1/c1,task=python3,pid={pid},uid=1000"),
+        (started + 4.1, f"Memory cgroup out of memory: Killed process {pid} (python3) total-vm:20971520kB, anon-rss:16777216kB, file-rss:1024kB, shmem-rss:0kB, UID:1000 pgtables:33000kB oom_score_adj:0"),
+    ]
+    monkeypatch.setattr("polya.core.manifest.kernel_log", lambda: lines)
+    record = RunManifest.load_or_create(store).stage("sft/polya")
+    assert record is not None and record.status == "interrupted"
+    assert "out of memory" in record.cause and "/kubepods/pod1" in record.cause and "anon-rss 16.0 GiB" in record.cause
+    assert record.finished_at is not None and record.started_at <= record.finished_at
+
+
+def test_an_unreadable_kernel_log_says_the_cause_is_unknown(
+    store: LocalStore, killed_stage: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.kill(killed_stage.pid, signal.SIGKILL)
+    killed_stage.wait()
+    monkeypatch.setattr("polya.core.manifest.kernel_log", lambda: None)
+    record = RunManifest.load_or_create(store).stage("sft/polya")
+    assert record is not None and record.status == "interrupted"
+    assert "not readable" in record.cause and "out-of-memory killer" in record.cause
+
+
+def test_a_stage_running_on_another_host_is_left_as_is(store: LocalStore) -> None:
+    manifest = RunManifest.load_or_create(store)
+    manifest.start_stage("generate", CONFIG)
+    data = store.read_json(MANIFEST_PATH)
+    data["stages"]["generate"]["runner"].update(hostname="another-pod", pid=999_999)  # no such pid here either
+    store.write_json(MANIFEST_PATH, data)
+    record = RunManifest.load_or_create(store).stage("generate")
+    assert record is not None and record.status == "running" and record.cause is None
+
+
+def test_a_record_without_its_runner_is_left_running(store: LocalStore) -> None:
+    """Written before polya recorded who runs a stage: nothing to check it by."""
+    manifest = RunManifest.load_or_create(store)
+    manifest.start_stage("generate", CONFIG)
+    data = store.read_json(MANIFEST_PATH)
+    del data["stages"]["generate"]["runner"]
+    store.write_json(MANIFEST_PATH, data)
+    assert RunManifest.load_or_create(store).stage("generate").status == "running"

@@ -108,3 +108,23 @@ def test_every_descendant_dies_with_a_sigkilled_owner_even_one_that_left_its_ses
     finally:
         if owner.poll() is None:
             owner.kill()
+
+
+def test_a_process_identity_tells_a_live_process_from_a_gone_or_reused_pid() -> None:
+    from polya.core.processes import ProcessIdentity
+
+    me = ProcessIdentity.of()
+    assert me.running() is True and me.start_ticks is not None
+    assert me.model_copy(update={"start_ticks": me.start_ticks + 1}).running() is False  # the pid now names another process
+    assert me.model_copy(update={"boot_id": "another-boot"}).running() is False
+    assert me.model_copy(update={"hostname": me.hostname + "-elsewhere"}).running() is None  # cannot tell from here
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    identity = ProcessIdentity.of(child.pid)
+    assert identity.running() is True
+    child.kill()
+    deadline = time.monotonic() + 10
+    while identity.running() and time.monotonic() < deadline:  # a zombie (killed, not yet waited for) counts as gone
+        time.sleep(0.05)
+    assert identity.running() is False
+    child.wait()
+    assert identity.running() is False

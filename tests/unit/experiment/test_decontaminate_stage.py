@@ -52,6 +52,7 @@ def test_planted_questions_are_found_and_dropped(tmp_path: Path) -> None:
 def test_the_report_lists_each_match_with_both_texts_and_the_shared_words(tmp_path: Path) -> None:
     run(config(tmp_path))
     stored = json.loads((tmp_path / "decontaminate" / "report.json").read_text())
+    assert stored["peak_rss_mib"] > 50
     paraphrase = next(m for m in stored["matches"] if m["question_id"] == "t-paraphrase")
     assert paraphrase["question"].startswith("Our town has a big new library")
     assert paraphrase["benchmark"] == "gsm8k" and paraphrase["benchmark_id"] == "gsm8k-3"

@@ -250,7 +250,7 @@ def test_outputs_cards_report_and_manifest(scenario: Path) -> None:
         assert f"**{out.datasets[arm].examples} examples over {out.datasets[arm].questions} questions**" in card
         assert "Vendi score" in card and "## Generations left out" in card and "`incorrect` | 4" in card
     report = json.loads((scenario / "select" / "report.json").read_text())
-    assert report["inputs"]["records"] == 10 and report["inputs"]["correct"] == 6
+    assert report["inputs"]["records"] == 10 and report["inputs"]["correct"] == 6 and report["peak_rss_mib"] > 50
     assert report["inputs"]["per_heuristic"]["working_backward"] == {"samples": 4, "correct": 2}
     assert report["scorer"]["kind"] == "offline" and report["scorer"]["unscored"] == 0
     assert report["datasets"]["polya"]["diversity"]["vendi_per_question_mean"] > 1.0
