@@ -103,7 +103,7 @@ def generate(**kwargs: Any) -> None:
 
 
 @cli.command("serve-model")
-@config_options(ServerConfig, skip=("endpoint",))
+@config_options(ServerConfig, skip=("endpoint", "endpoints"))
 @click.option("--log-dir", default="polya-logs", show_default=True, help="Directory for the server log.")
 def serve_model(log_dir: str, **kwargs: Any) -> None:
     """Start a vLLM OpenAI-compatible server for a model and keep it running until Ctrl-C."""

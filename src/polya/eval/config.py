@@ -213,6 +213,10 @@ class EvalServerConfig(ServerConfig):
         default=EMBEDDED_MODEL, exclude=True,
         description="Not used by eval (and not printed): each arm's server serves that arm's model, see arms.",
     )
+    endpoints: list[str] = Field(
+        default_factory=list, exclude=True,
+        description="Not used by eval (and not printed): running servers are eval's own endpoint / endpoints, one per arm.",
+    )
 
 
 def _names_as_specs(value: Any) -> Any:
@@ -289,8 +293,8 @@ class EvalConfig(RequestSettings, JudgeSettings):
         unknown = sorted(set(self.endpoints) - set(self.arms))
         if unknown:
             raise ValueError(f"endpoints names arms {unknown} that are not in arms ({', '.join(self.arms)})")
-        if self.server.endpoint:
-            raise ValueError("server.endpoint is not used by eval; set endpoint (one arm) or endpoints (per arm)")
+        if self.server.endpoint or self.server.endpoints:
+            raise ValueError("server.endpoint(s) is not used by eval; set endpoint (one arm) or endpoints (per arm)")
         if self.server.model != EMBEDDED_MODEL:
             raise ValueError("server.model is not used by eval; name the models in arms: {name: model, ...}")
         return self

@@ -9,6 +9,7 @@ Layout under ``<run_dir>/generate/`` (:class:`polya.core.layout.GenerateLayout`)
     generations/round-01/part-*.jsonl records, streamed as atomic shards while generating
     generations/rationalization/...   the rationalization pass (plain prompt + the answer as a hint)
     summary.json                      per-round and per-heuristic counts, rationalization, tokens, throughput
+                                      (and per-server counts with server.endpoints)
 
 The questions are those of ``data``, less the ones the run's decontaminate stage removed
 (``decontaminate/report.json`` with ``action: drop``); the removed ids are part of the stage's
@@ -24,6 +25,9 @@ its own exemplars and no heuristic, recorded as heuristic ``plain`` (the STaR ba
 After the rounds, ``rationalization`` asks every question with no correct plain solution once
 more with its reference answer as a hint (STaR's rationalization); those records carry
 ``rationalized: true``, are counted apart in the summary and never mark a pair as solved.
+
+With ``server.endpoints`` the requests are spread over several running servers of the model
+(:class:`polya.sampling.pool.EndpointPool`); one that dies is dropped and the others finish.
 """
 
 from __future__ import annotations
@@ -61,8 +65,10 @@ from polya.heuristics import (
 from polya.sampling import (
     ChatClient,
     Choice,
+    EndpointPool,
     chat_body,
     fan_out,
+    open_endpoints,
     parse_choices,
     worker_count,
 )
@@ -184,6 +190,8 @@ class GenerationStage:
         """The prompt conditions: the heuristics, then the plain prompt (``None``, recorded as ``plain``)."""
         self.progress = _Progress()
         self._writer: ShardWriter | None = None
+        self._pool: EndpointPool | None = None
+        """The endpoint pool when ``server.endpoints`` names several servers (its counts go to the summary)."""
         self.excluded = excluded_questions(config)
         self.solved_before = solved_before(config)
 
@@ -365,7 +373,7 @@ class GenerationStage:
     async def _run_round(
         self,
         endpoint: Endpoint,
-        client: ChatClient,
+        client: ChatClient | EndpointPool,
         verifier: Verifier,
         writer: ShardWriter,
         round_index: int,
@@ -417,14 +425,26 @@ class GenerationStage:
             bar.set_postfix(tok_s=f"{round_tokens / elapsed:.0f}", solved=len(self.progress.solved_round), refresh=False)
             return True
 
+        workers = worker_count(cfg.concurrency, n, len(pending))
+        if isinstance(client, EndpointPool):  # each server gets what one server gets alone
+            client.per_endpoint = workers
+            workers = min(len(pending), client.capacity)
         try:
-            await fan_out(pending, worker_count(cfg.concurrency, n, len(pending)), one_request)
+            await fan_out(pending, workers, one_request)
         finally:
             bar.close()
 
-    async def _generate(self, endpoint: Endpoint, questions: list[QuestionRecord]) -> None:
+    async def _generate(self, endpoints: list[Endpoint], questions: list[QuestionRecord]) -> None:
         cfg = self.config
-        client = ChatClient.from_settings(endpoint, cfg, on_retry=lambda _r: metrics.REQUEST_RETRIES.inc())
+        endpoint = endpoints[0]  # the servers serve one model (open_endpoints checks): bodies are alike
+        client: ChatClient | EndpointPool
+        if len(endpoints) == 1:
+            client = ChatClient.from_settings(endpoint, cfg, on_retry=lambda _r: metrics.REQUEST_RETRIES.inc())
+        else:
+            client = self._pool = EndpointPool.from_settings(
+                endpoints, cfg, on_retry=lambda _r: metrics.REQUEST_RETRIES.inc(),
+                on_result=lambda url, outcome: metrics.ENDPOINT_REQUESTS.labels(url, outcome).inc(),
+            )
         try:
             async with cfg.open_verifier() as verifier:
                 for r in range(1, cfg.bootstrap.rounds + 1):
@@ -444,7 +464,7 @@ class GenerationStage:
         finally:
             await client.aclose()
 
-    async def _rationalize(self, endpoint: Endpoint, client: ChatClient, verifier: Verifier, questions: list[QuestionRecord]) -> None:
+    async def _rationalize(self, endpoint: Endpoint, client: ChatClient | EndpointPool, verifier: Verifier, questions: list[QuestionRecord]) -> None:
         """The rationalization pass: after the rounds, the plain prompt with the answer as a hint, once per unsolved question."""
         cfg = self.config
         pending = self._pending_rationalization(questions)
@@ -528,6 +548,7 @@ class GenerationStage:
                 "completion_tokens_per_s": round(self.progress.new_tokens / elapsed_s, 2) if elapsed_s > 0 else 0.0,
             },
             **peak_memory(),
+            **({"endpoints": self._pool.stats()} if self._pool is not None else {}),
         )
 
     # ----- entry ------------------------------------------------------------------------
@@ -546,9 +567,13 @@ class GenerationStage:
                 if self._work_left(questions):
                     cfg.check_verifier()  # an unreachable verifier fails here, before a model server starts
                     with contextlib.ExitStack() as stack:
-                        if endpoint is None:
-                            endpoint = stack.enter_context(open_endpoint(cfg.server, self.layout.log_dir()))
-                        asyncio.run(self._generate(endpoint, questions))
+                        if endpoint is not None:
+                            endpoints = [endpoint]
+                        elif cfg.server.endpoints:
+                            endpoints = open_endpoints(cfg.server)
+                        else:
+                            endpoints = [stack.enter_context(open_endpoint(cfg.server, self.layout.log_dir()))]
+                        asyncio.run(self._generate(endpoints, questions))
                 else:
                     logger.info("nothing left to generate in %s", self.layout.uri(STAGE))
             finally:

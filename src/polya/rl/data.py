@@ -29,6 +29,8 @@ class PromptSet:
     source: str
     dropped_too_long: int
     sha256: str
+    longest_prompt: int = 0
+    """Tokens of the longest kept prompt (chat template applied): what the memory estimate pads to."""
 
 
 def build_prompt(question: str, config: RlConfig, catalog: HeuristicCatalog | None = None) -> list[dict[str, str]]:
@@ -49,7 +51,7 @@ def load_prompts(config: RlConfig, tokenizer: Any) -> PromptSet:
     rows = prompt_rows(list(questions.records), config)
     if getattr(tokenizer, "chat_template", None) is None:
         raise ConfigError(f"model {config.model!r}: its tokenizer has no chat template; RL prompts are chat messages")
-    kept, dropped = [], 0
+    kept, dropped, longest = [], 0, 0
     for row in rows:
         ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
         if hasattr(ids, "keys"):
@@ -57,6 +59,7 @@ def load_prompts(config: RlConfig, tokenizer: Any) -> PromptSet:
         if len(ids) > config.max_prompt_length:
             dropped += 1
             continue
+        longest = max(longest, len(ids))
         kept.append(row)
     if dropped:
         logger.warning("left out %d of %d prompts longer than max_prompt_length=%d tokens", dropped, len(rows), config.max_prompt_length)
@@ -66,4 +69,4 @@ def load_prompts(config: RlConfig, tokenizer: Any) -> PromptSet:
             f"but one step needs {config.prompts_per_step} prompts (batch_size {config.batch_size} / group_size {config.group_size}); "
             "use more questions (data.limit / data.synthetic.count), a larger max_prompt_length or a smaller batch_size"
         )
-    return PromptSet(rows=kept, source=questions.source, dropped_too_long=dropped, sha256=digest(kept))
+    return PromptSet(rows=kept, source=questions.source, dropped_too_long=dropped, sha256=digest(kept), longest_prompt=longest)

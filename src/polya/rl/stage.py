@@ -44,11 +44,13 @@ from polya.core.memory import peak_memory
 from polya.core.processes import reap_descendants_on_exit
 from polya.core.store import ArtifactStore, open_store
 from polya.models import load_config_and_tokenizer
+from polya.models.memory import MemoryEstimate, MemoryLimit
 from polya.rl.config import STAGE, RlConfig
 from polya.rl.data import PromptSet, load_prompts
 from polya.rl.learner import LEARNER_RESULT
 from polya.rl.topology import Role, Topology, build_topology, check_capacity, describe
 from polya.training import checkpoints as ckpt
+from polya.training import zero
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +96,65 @@ def check_verifier_endpoint(endpoint: str) -> None:
         client.close()
 
 
+def check_memory(
+    config: RlConfig, model_path: str, model_config: Any, prompt_length: int, *, bf16: bool, deepspeed_path: Path | None,
+    limit: MemoryLimit | None = None,
+) -> MemoryEstimate | None:
+    """Refuse (``memory_check`` error) or warn about settings whose estimated memory exceeds this machine's
+    ``limit`` (default: the cgroup limit or MemTotal; with GPUs, GPU 0) before any worker starts.
+
+    Each learner trains ``batch_size / num_workers`` completions of ``prompt_length`` (the longest
+    kept prompt) + ``max_completion_length`` tokens; a local Ray cluster (no ray_address) puts every
+    learner, the driver and the reward worker on this machine. On a remote cluster the nodes' memory
+    is not known here: no check. :mod:`polya.training.memory` has the estimate.
+    """
+    if config.memory_check == "off" or config.ray_address:
+        return None
+    from polya.models.memory import GIB, ModelShape, gpu_memory, memory_limit
+    from polya.training.memory import MachineShare, TrainingSetup, check_training_memory
+
+    workers = config.num_workers
+    zero_opt = (zero.read_config(deepspeed_path).get("zero_optimization") or {}) if deepspeed_path else {}
+    seq_len = prompt_length + config.max_completion_length
+    setup = TrainingSetup(
+        rows=config.per_worker_batch, seq_len=seq_len, dtype=config.dtype, mixed_bf16=bf16,
+        gradient_checkpointing=config.gradient_checkpointing, zero_stage=zero_opt.get("stage") if deepspeed_path else None,
+        offload_optimizer=(zero_opt.get("offload_optimizer") or {}).get("device") in ("cpu", "nvme"),
+        offload_params=(zero_opt.get("offload_param") or {}).get("device") in ("cpu", "nvme"),
+        world_size=workers, reference_model=config.beta > 0, generation_tokens=config.per_worker_batch * seq_len, on_gpu=config.use_gpu,
+    )
+    if config.use_gpu:
+        limit = limit or gpu_memory(0)
+        colocated = config.rollout_engine == "vllm" and config.rollout.vllm_mode == "colocate"
+        total = limit.bytes if limit is not None else 0
+        extra = {"vllm (colocate)": int(config.rollout.gpu_memory_utilization * total)} if colocated else {}
+        share = MachineShare(extra=extra)
+    else:
+        limit = limit or memory_limit()
+        share = MachineShare(learners=workers, other_processes=2, ray=True)
+    hints = [
+        "gradient_checkpointing true" if not config.gradient_checkpointing else "",
+        f"beta 0 (no reference model: {ModelShape.read(model_path, model_config).params * 4 / GIB:.1f} GiB less per learner)" if config.beta > 0 else "",
+        "num_workers (every local learner holds the whole model, its gradients and optimizer state)" if workers > 1 and not config.use_gpu else "",
+        "dtype bfloat16" if config.dtype == "float32" else "",
+    ]
+    return check_training_memory(
+        ModelShape.read(model_path, model_config), setup, share, mode=config.memory_check, limit=limit,
+        what=(f"rl of {config.model} ({workers} learner(s) x {config.per_worker_batch} completions x "
+              f"{prompt_length} prompt + {config.max_completion_length} completion tokens)"),
+        rows_name="batch_size", rows_value=lambda rows: rows * workers,
+        length_name="max_completion_length", length_value=lambda length: max(0, length - prompt_length),
+        hints=tuple(h for h in hints if h),
+    )
+
+
 def preflight(config: RlConfig) -> Plan:
     """Check everything a user can get wrong, before any model weights load.
 
     GPUs present when asked for (locally; on a cluster the capacity check does it); vLLM and
     DeepSpeed importable and the DeepSpeed file accepted; the verifier service reachable; the model's
     config and tokenizer load; the questions load and enough of them fit max_prompt_length; the
-    output store is reachable.
+    estimated memory fits (:func:`check_memory`); the output store is reachable.
     """
     import torch
 
@@ -121,13 +175,13 @@ def preflight(config: RlConfig) -> Plan:
 
     deepspeed_path = None
     if config.deepspeed:
-        from polya.training import zero
-
         deepspeed_path = zero.resolve_path(config.deepspeed)
         steps = config.max_steps or max(1, math.ceil(len(prompts.rows) * config.group_size * config.epochs / config.batch_size))
         text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
         zero.check_config(deepspeed_path, config, per_device_batch=config.per_worker_batch, hidden_size=int(getattr(text, "hidden_size", 4096)),
                           num_training_steps=steps, bf16=bf16, world_size=config.num_workers)
+
+    check_memory(config, model_path, model_config, prompts.longest_prompt or config.max_prompt_length, bf16=bf16, deepspeed_path=deepspeed_path)
 
     remote = config.remote
     if config.ray_address and not remote:

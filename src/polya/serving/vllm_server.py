@@ -23,6 +23,7 @@ import httpx
 from polya.core.errors import ServerError
 from polya.core.processes import free_port, start_owned, stop_process, wait_for_http
 from polya.models import EMBEDDED_MODEL, resolve_model
+from polya.models.memory import GIB, MemoryEstimate, MemoryLimit, ModelShape, check_fits, dtype_bytes, env_gib, memory_free
 from polya.serving.config import ServerConfig
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,53 @@ def _on_cpu() -> bool:
         return not torch.cuda.is_available()
     except ImportError:
         return True
+
+
+VLLM_RUNTIME_BYTES = 2 * GIB
+"""A vLLM server's processes before weights and KV cache (API server and engine core, torch and vLLM imported): an allowance, not a measurement."""
+GPU_RESERVE_BYTES = GIB
+"""What vLLM keeps on a GPU besides weights and KV cache (activations, CUDA graphs): an allowance."""
+
+
+def server_memory(config: ServerConfig, model_path: str, on_cpu: bool, limit: MemoryLimit | None = None) -> tuple[MemoryEstimate, MemoryLimit]:
+    """What a started server needs and what it may have, from the model's config.json (no weights load).
+
+    On CPU: weights (``dtype``; auto is bfloat16) + the KV cache (``VLLM_CPU_KVCACHE_SPACE`` when set, else
+    ``cpu_kv_cache_gib``) + :data:`VLLM_RUNTIME_BYTES`, against the memory free now (several servers or Ray
+    workers on one machine each take their share). On GPUs: the weights split over ``tensor_parallel_size``
+    + :data:`GPU_RESERVE_BYTES`, against ``gpu_memory_utilization`` of GPU 0 (the KV cache gets the rest).
+    """
+    shape = ModelShape.read(model_path)
+    dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if on_cpu else shape.dtype)
+    weights = shape.params * dtype_bytes(dtype)
+    what = f"the vLLM server for {config.model}"
+    if on_cpu:
+        kv_gib = env_gib("VLLM_CPU_KVCACHE_SPACE") or config.cpu_kv_cache_gib
+        parts = {"weights": weights, "kv cache": int(kv_gib * GIB), "runtime": VLLM_RUNTIME_BYTES}
+        return MemoryEstimate(what, parts, "cpu"), limit or memory_free()
+    if limit is None:
+        import torch
+
+        total = torch.cuda.mem_get_info(0)[1]
+        limit = MemoryLimit(int(config.gpu_memory_utilization * total), f"gpu_memory_utilization {config.gpu_memory_utilization} of cuda:0")
+    parts = {"weights": -(-weights // config.tensor_parallel_size), "reserve": GPU_RESERVE_BYTES}
+    return MemoryEstimate(what, parts, "cuda"), limit
+
+
+def check_server_memory(config: ServerConfig, model_path: str, on_cpu: bool, limit: MemoryLimit | None = None) -> None:
+    """Refuse (``memory_check`` error) or warn before a server starts whose weights and KV cache do not fit
+    (a hub id, whose config.json is not here, is not checked)."""
+    if config.memory_check == "off":
+        return
+    if not (Path(model_path) / "config.json").is_file():
+        logger.info("no local config.json for %s (a hub id vLLM downloads): its memory is not checked", model_path)
+        return
+    estimate, limit = server_memory(config, model_path, on_cpu, limit)
+    if on_cpu:
+        advice = "lower server.cpu_kv_cache_gib (or VLLM_CPU_KVCACHE_SPACE), stop other servers or training on this machine, or serve a smaller model"
+    else:
+        advice = "raise server.gpu_memory_utilization or server.tensor_parallel_size, or serve a smaller model"
+    check_fits(estimate, limit, config.memory_check, advice)
 
 
 class VLLMServer:
@@ -103,6 +151,7 @@ class VLLMServer:
 
     def start(self) -> Endpoint:
         model_path = resolve_model(self.config.model)
+        check_server_memory(self.config, model_path, self.on_cpu)
         cmd = self.command(model_path)
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.config.cpu_kv_cache_gib))

@@ -50,6 +50,7 @@ from polya.core.manifest import record_stage
 from polya.core.memory import peak_memory
 from polya.core.store import ArtifactStore, open_store
 from polya.models import load_config_and_tokenizer
+from polya.models.memory import MemoryEstimate, MemoryLimit
 from polya.sft.callbacks import SftMetricsCallback
 from polya.sft.config import STAGE, SftConfig
 from polya.sft.data import (
@@ -60,7 +61,7 @@ from polya.sft.data import (
     load_chat_dataset,
     resolve_loss_mask,
 )
-from polya.sft.trainer import PolyaSFTTrainer, uses_packed_rows
+from polya.sft.trainer import FLASH_KERNELS, PolyaSFTTrainer, uses_packed_rows
 from polya.training import checkpoints as ckpt
 from polya.training import zero
 
@@ -129,12 +130,55 @@ def _hidden_size(model_config: Any) -> int:
 
 
 # ----- preflight ----------------------------------------------------------------------------
+def check_memory(
+    config: SftConfig, model_path: str, model_config: Any, *, cuda: bool, bf16: bool, world_size: int,
+    deepspeed_path: Path | None, limit: MemoryLimit | None = None,
+) -> MemoryEstimate | None:
+    """Refuse (``memory_check`` error) or warn about settings whose estimated memory exceeds this
+    machine's ``limit`` (default: the cgroup limit or MemTotal; with CUDA, this rank's GPU), before any
+    weights load. :mod:`polya.training.memory` has the estimate and its calibration."""
+    if config.memory_check == "off":
+        return None
+    from polya.models.memory import ModelShape, gpu_memory, memory_limit
+    from polya.training.memory import MachineShare, TrainingSetup, check_training_memory
+
+    attn = config.attn_implementation
+    zero_opt = (zero.read_config(deepspeed_path).get("zero_optimization") or {}) if deepspeed_path else {}
+    setup = TrainingSetup(
+        rows=config.batch_size, seq_len=config.max_seq_length, dtype=config.dtype, mixed_bf16=bf16,
+        attention="flash" if attn in FLASH_KERNELS else ("eager" if attn == "eager" else "sdpa"),
+        gradient_checkpointing=config.gradient_checkpointing,
+        lora_targets=tuple(config.lora.target_modules) if config.lora.enabled else None, lora_rank=config.lora.r,
+        zero_stage=zero_opt.get("stage") if deepspeed_path else None,
+        offload_optimizer=(zero_opt.get("offload_optimizer") or {}).get("device") in ("cpu", "nvme"),
+        offload_params=(zero_opt.get("offload_param") or {}).get("device") in ("cpu", "nvme"),
+        world_size=world_size, on_gpu=cuda,
+    )
+    hints = [
+        "gradient_checkpointing true" if not config.gradient_checkpointing else "",
+        "packing false (rows only as long as each batch's longest example)" if config.packing else "",
+        "attn_implementation sdpa (eager keeps every layer's seq x seq scores)" if attn == "eager" else "",
+        "lora.enabled true (only adapters are trained)" if not config.lora.enabled else "",
+        "deepspeed zero2/zero3 over several GPUs" if cuda and deepspeed_path is None else "",
+        "dtype bfloat16" if config.dtype == "float32" else "",
+    ]
+    share = MachineShare(learners=1 if cuda else int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return check_training_memory(
+        ModelShape.read(model_path, model_config), setup, share, mode=config.memory_check,
+        limit=limit or (gpu_memory(_local_rank()) if cuda else memory_limit()),
+        what=f"sft of {config.model} (batch_size {config.batch_size} x max_seq_length {config.max_seq_length}, packing {str(config.packing).lower()})",
+        rows_name="batch_size", length_name="max_seq_length", hints=tuple(h for h in hints if h),
+        accumulation=("grad_accumulation", config.grad_accumulation),
+    )
+
+
 def preflight(config: SftConfig) -> Plan:
     """Check everything a user can get wrong, before any model weights load.
 
     Dataset present and made of chat rows; DeepSpeed file found, parsed and accepted by DeepSpeed
     (with GPUs present); peft importable for LoRA; model and tokenizer resolvable, the tokenizer
-    with a chat template that supports the loss mask; the output store reachable.
+    with a chat template that supports the loss mask; the estimated memory fits this machine
+    (:func:`check_memory`); the output store reachable.
     """
     import torch
 
@@ -165,6 +209,8 @@ def preflight(config: SftConfig) -> Plan:
             deepspeed_path, config, per_device_batch=config.batch_size, grad_accumulation=config.grad_accumulation,
             hidden_size=_hidden_size(model_config), num_training_steps=estimated, bf16=bf16, world_size=world_size,
         )
+
+    check_memory(config, model_path, model_config, cuda=cuda, bf16=bf16, world_size=world_size, deepspeed_path=deepspeed_path)
 
     output_store = open_store(config.output_uri)
     plan = Plan(

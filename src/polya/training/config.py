@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from polya.core.config import StageConfig, location
 from polya.core.layout import RunLayout, TrainingLayout
 from polya.models import EMBEDDED_MODEL
+from polya.models.memory import MEMORY_CHECK_HELP, MemoryCheck
 
 DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3_offload")
 """Names accepted by ``deepspeed`` for the configs shipped in ``polya/configs/deepspeed/``."""
@@ -39,7 +40,7 @@ class TrainingConfig(StageConfig):
     """What every training stage is set with: model, output, optimizer, precision, checkpoints, resume."""
 
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"save_steps", "save_total_limit", "logging_steps", "metrics_port", "progress", "local_dir", "resume"}
+        {"save_steps", "save_total_limit", "logging_steps", "metrics_port", "progress", "local_dir", "resume", "memory_check"}
     )
 
     run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI; the output defaults to a folder inside it.")
@@ -75,6 +76,7 @@ class TrainingConfig(StageConfig):
         default=None,
         description=f"DeepSpeed ZeRO config (CUDA GPUs only): one of {', '.join(DEEPSPEED_PRESETS)} (polya/configs/deepspeed/<name>.json) or a path to a JSON file; unset: no DeepSpeed.",
     )
+    memory_check: MemoryCheck = Field(default="error", description=MEMORY_CHECK_HELP)
     save_steps: int = Field(default=200, ge=1, description="Save a resumable checkpoint-N (HF model + optimizer state) every this many steps.")
     save_total_limit: int | None = Field(
         default=2, ge=1, description="Keep at most this many checkpoint-N folders (oldest deleted, in the store too); unset: keep all."

@@ -39,3 +39,15 @@ def test_cli_exits_2_with_the_message(tmp_path, capsys: pytest.CaptureFixture[st
     assert info.value.code == 2
     assert "group_size (5) must divide batch_size (32)" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists()
+
+
+def test_learners_that_do_not_fit_are_refused_before_ray(tmp_path) -> None:
+    from polya.models.memory import GIB, memory_limit
+
+    if memory_limit().bytes > 64 * GIB:
+        pytest.skip("this machine has room for the setting")
+    config = RlConfig(run_dir=str(tmp_path), group_size=16, batch_size=64, max_completion_length=1024, num_workers=2)
+    with pytest.raises(ConfigError, match=r"rl of .* needs about .* lower batch_size \(the largest that fits at max_completion_length 1024: \d+\)"):
+        preflight(config)
+    small = RlConfig(run_dir=str(tmp_path), group_size=4, batch_size=8, max_completion_length=16, num_workers=2)
+    assert preflight(small).prompts.longest_prompt > 0

@@ -127,6 +127,26 @@ def test_endpoint_trailing_slash_is_removed() -> None:
     assert ServerConfig().model == EMBEDDED_MODEL and ServerConfig().endpoint is None
 
 
+def test_several_endpoints_are_checked_like_endpoint_and_one_is_endpoint() -> None:
+    config = ServerConfig(endpoints=["http://vllm-0:8000/v1/", "", "http://vllm-1:8000/v1"])
+    assert config.endpoints == ["http://vllm-0:8000/v1", "http://vllm-1:8000/v1"] and config.endpoint is None
+    one = ServerConfig(endpoints=["http://vllm-0:8000/v1"])
+    assert (one.endpoint, one.endpoints) == ("http://vllm-0:8000/v1", [])
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"endpoints": ["http://a:1/v1", "vllm:8000/v1"]}, "http:// or https://"),
+        ({"endpoints": ["http://a:1/v1", "http://a:1/v1/"]}, "more than once"),
+        ({"endpoint": "http://a:1/v1", "endpoints": ["http://b:1/v1", "http://c:1/v1"]}, "not both"),
+    ],
+)
+def test_bad_endpoints_are_rejected(bad: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServerConfig.model_validate(bad)
+
+
 @pytest.mark.parametrize("bad", [{"port": 70000}, {"dtype": "int8"}, {"gpu_memory_utilization": 0}, {"max_model_len": 10}])
 def test_bad_server_settings_are_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -264,3 +284,20 @@ def test_context_manager_stops_server_on_error(tmp_path: Path, monkeypatch: pyte
         with server:
             pytest.fail("the body must not run when the server failed to start")
     assert not server.alive()
+
+
+def test_a_kv_cache_larger_than_free_memory_is_refused_before_the_server_starts(embedded_checkpoint: str, monkeypatch) -> None:
+    import pytest
+
+    from polya.core.errors import ConfigError
+    from polya.models.memory import GIB, memory_free
+    from polya.serving.config import ServerConfig
+    from polya.serving.vllm_server import check_server_memory, server_memory
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    too_big = int(memory_free().bytes / GIB) + 8
+    with pytest.raises(ConfigError, match=r"the vLLM server for .* needs about .*kv cache .* lower server.cpu_kv_cache_gib"):
+        check_server_memory(ServerConfig(cpu_kv_cache_gib=too_big), embedded_checkpoint, on_cpu=True)
+    check_server_memory(ServerConfig(cpu_kv_cache_gib=too_big, memory_check="off"), embedded_checkpoint, on_cpu=True)
+    estimate, _ = server_memory(ServerConfig(cpu_kv_cache_gib=1), embedded_checkpoint, on_cpu=True)
+    assert estimate.parts["weights"] == 134_515_008 * 2 and estimate.parts["kv cache"] == GIB  # bfloat16 on CPU
