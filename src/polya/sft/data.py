@@ -210,3 +210,20 @@ def build_train_dataset(data: ChatDataset, loss_mask: LossMask) -> Any:
     if loss_mask == "prompt_completion":
         return Dataset.from_list([to_prompt_completion(m) for m in data.messages])
     return Dataset.from_list([{"messages": m} for m in data.messages])
+
+
+def longest_example_tokens(dataset: ChatDataset, tokenizer: Any, candidates: int = 64) -> int:
+    """Tokens of the dataset's longest example as the chat template renders it (what an unpacked row holds at most).
+
+    The ``candidates`` examples with the most characters are tokenized (all of them for a small
+    dataset): the longest in tokens is, in practice, among the longest in characters, and the whole
+    set is not tokenized twice (training tokenizes it again).
+    """
+    ranked = sorted(dataset.messages, key=lambda messages: sum(len(m["content"]) for m in messages), reverse=True)
+    longest = 0
+    for messages in ranked[:candidates]:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers may return a BatchEncoding
+            ids = ids["input_ids"]
+        longest = max(longest, len(ids))
+    return longest

@@ -59,6 +59,7 @@ from polya.sft.data import (
     build_train_dataset,
     exists,
     load_chat_dataset,
+    longest_example_tokens,
     resolve_loss_mask,
 )
 from polya.sft.trainer import FLASH_KERNELS, PolyaSFTTrainer, uses_packed_rows
@@ -99,6 +100,8 @@ class Plan:
     remote: bool
     estimated_steps: int
     notes: list[str] = field(default_factory=list)
+    memory_estimate: int | None = None
+    """Bytes :func:`check_memory` estimated for this process (None with ``memory_check: off``)."""
 
 
 # ----- small helpers ------------------------------------------------------------------------
@@ -132,20 +135,26 @@ def _hidden_size(model_config: Any) -> int:
 # ----- preflight ----------------------------------------------------------------------------
 def check_memory(
     config: SftConfig, model_path: str, model_config: Any, *, cuda: bool, bf16: bool, world_size: int,
-    deepspeed_path: Path | None, limit: MemoryLimit | None = None,
+    deepspeed_path: Path | None, limit: MemoryLimit | None = None, longest: int | None = None,
 ) -> MemoryEstimate | None:
     """Refuse (``memory_check`` error) or warn about settings whose estimated memory exceeds this
     machine's ``limit`` (default: the cgroup limit or MemTotal; with CUDA, this rank's GPU), before any
-    weights load. :mod:`polya.training.memory` has the estimate and its calibration."""
+    weights load. :mod:`polya.training.memory` has the estimate and its calibration.
+
+    A packed row is ``max_seq_length`` tokens; an unpacked row is as long as its batch's longest
+    example, so without packing the rows are ``longest`` tokens (the dataset's longest example, when
+    given) up to ``max_seq_length``."""
     if config.memory_check == "off":
         return None
+    seq_len = config.max_seq_length if config.packing or longest is None else min(config.max_seq_length, longest)
+    rows_of = f"max_seq_length {seq_len}" if seq_len == config.max_seq_length else f"rows of the longest example, {seq_len} tokens"
     from polya.models.memory import ModelShape, gpu_memory, memory_limit
     from polya.training.memory import MachineShare, TrainingSetup, check_training_memory
 
     attn = config.attn_implementation
     zero_opt = (zero.read_config(deepspeed_path).get("zero_optimization") or {}) if deepspeed_path else {}
     setup = TrainingSetup(
-        rows=config.batch_size, seq_len=config.max_seq_length, dtype=config.dtype, mixed_bf16=bf16,
+        rows=config.batch_size, seq_len=seq_len, dtype=config.dtype, mixed_bf16=bf16,
         attention="flash" if attn in FLASH_KERNELS else ("eager" if attn == "eager" else "sdpa"),
         gradient_checkpointing=config.gradient_checkpointing,
         lora_targets=tuple(config.lora.target_modules) if config.lora.enabled else None, lora_rank=config.lora.r,
@@ -166,7 +175,7 @@ def check_memory(
     return check_training_memory(
         ModelShape.read(model_path, model_config), setup, share, mode=config.memory_check,
         limit=limit or (gpu_memory(_local_rank()) if cuda else memory_limit()),
-        what=f"sft of {config.model} (batch_size {config.batch_size} x max_seq_length {config.max_seq_length}, packing {str(config.packing).lower()})",
+        what=f"sft of {config.model} (batch_size {config.batch_size} x {rows_of}, packing {str(config.packing).lower()})",
         rows_name="batch_size", length_name="max_seq_length", hints=tuple(h for h in hints if h),
         accumulation=("grad_accumulation", config.grad_accumulation),
     )
@@ -210,13 +219,17 @@ def preflight(config: SftConfig) -> Plan:
             hidden_size=_hidden_size(model_config), num_training_steps=estimated, bf16=bf16, world_size=world_size,
         )
 
-    check_memory(config, model_path, model_config, cuda=cuda, bf16=bf16, world_size=world_size, deepspeed_path=deepspeed_path)
+    longest = None if config.packing or config.memory_check == "off" else longest_example_tokens(dataset, tokenizer)
+    estimate = check_memory(
+        config, model_path, model_config, cuda=cuda, bf16=bf16, world_size=world_size, deepspeed_path=deepspeed_path, longest=longest,
+    )
 
     output_store = open_store(config.output_uri)
     plan = Plan(
         dataset=dataset, model_path=model_path, tokenizer=tokenizer, loss_mask=loss_mask, deepspeed_path=deepspeed_path,
         cuda=cuda, bf16=bf16, world_size=world_size, output_store=output_store,
         work_dir=ckpt.work_dir(STAGE, config.output_uri, config.local_dir, config.remote), remote=config.remote, estimated_steps=estimated,
+        memory_estimate=estimate.total if estimate is not None else None,
     )
     if loss_mask == "prompt_completion":
         plan.notes.append("chat template has no {% generation %} markers: prompt/completion rows, loss on the last assistant turn")
@@ -441,6 +454,7 @@ class SftStage:
             "session_runtime_s": round(runtime, 3),
             "tokens_per_s": round(session_tokens / runtime, 2) if runtime > 0 else None,
             **peak_memory(),
+            "memory_estimate_mib": round(plan.memory_estimate / 2**20, 1) if plan.memory_estimate is not None else None,
             "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if plan.cuda else None,
             "resumed_from": f"checkpoint-{resumed_step}" if resumed_step is not None else None,
             "final": store.uri(ckpt.FINAL if final_dir.name == ckpt.FINAL else ADAPTER),

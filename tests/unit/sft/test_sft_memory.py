@@ -60,3 +60,25 @@ def test_the_largest_values_named_fit(tmp_path: Path, chat_jsonl: Path) -> None:
 def test_small_settings_and_memory_check_off_pass(tmp_path: Path, chat_jsonl: Path) -> None:
     preflight(SftConfig(run_dir=str(tmp_path / "run"), packing=True, batch_size=2, max_seq_length=256))
     preflight(SftConfig(run_dir=str(tmp_path / "run"), packing=True, batch_size=8, max_seq_length=2048, memory_check="off"))
+
+
+def test_unpacked_rows_are_as_long_as_the_longest_example(tmp_path: Path, chat_jsonl: Path) -> None:
+    """Without packing a row holds one example padded to its batch's longest: the defaults (batch_size 8,
+    max_seq_length 2048) fit on short data, and the estimate grows with the data's longest example."""
+    from polya.models.resolve import load_config_and_tokenizer
+    from polya.sft.data import load_chat_dataset, longest_example_tokens
+    from polya.sft.stage import check_memory
+
+    defaults = SftConfig(run_dir=str(tmp_path / "run"), progress=False)
+    assert (defaults.packing, defaults.batch_size, defaults.max_seq_length) == (False, 8, 2048)
+    plan = preflight(defaults)
+    model_path, model_config, tokenizer = load_config_and_tokenizer(defaults.model)
+    longest = longest_example_tokens(load_chat_dataset(str(chat_jsonl)), tokenizer)
+    assert 10 < longest < 2048
+    short = check_memory(defaults, model_path, model_config, cuda=False, bf16=False, world_size=1, deepspeed_path=None, longest=longest)
+    assert short is not None and plan.memory_estimate == short.total
+    assert f"rows of the longest example, {longest} tokens" in short.what
+    # Long examples: the same settings would fill every row to max_seq_length, and are refused here.
+    if memory_limit().bytes < 40 * GIB:
+        with pytest.raises(ConfigError, match=r"batch_size 8 x max_seq_length 2048, packing false"):
+            check_memory(defaults, model_path, model_config, cuda=False, bf16=False, world_size=1, deepspeed_path=None, longest=4000)
