@@ -52,7 +52,8 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(run_dir_with_dataset: Pat
     killed_at = last_local_checkpoint(out_dir)
     assert killed_at is not None and killed_at.name == "checkpoint-2"
     assert not (out_dir / "final").exists() and not (out_dir / "summary.json").exists()
-    assert RunManifest.load_or_create(LocalStore(run_dir)).stage("sft/polya").status == "running"
+    killed = RunManifest.load_or_create(LocalStore(run_dir)).stage("sft/polya")
+    assert killed is not None and killed.status == "interrupted" and "killed from outside" in (killed.cause or "")  # its process is gone
 
     second = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=1200)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-4000:]

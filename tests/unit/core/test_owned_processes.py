@@ -68,8 +68,9 @@ def test_the_owned_process_group_dies_with_a_sigkilled_owner() -> None:
 def test_stopping_an_owned_process_lets_its_reaper_go() -> None:
     from polya.core.processes import start_owned, stop_process
 
+    before = {p.pid for p in psutil.Process().children()}  # this test process may hold others' children (pool workers, ...)
     child = start_owned([sys.executable, "-c", "import time; time.sleep(600)"], grace_s=1.0)
-    reaper = [p for p in psutil.Process().children() if p.pid != child.pid][-1]
+    (reaper,) = [p for p in psutil.Process().children() if p.pid not in before and p.pid != child.pid]
     stop_process(child, grace_s=2.0, group=True)
     assert child.poll() is not None
     assert _gone([reaper.pid], within_s=5) == []
