@@ -11,8 +11,12 @@ k+1 asks, the rows SFT k trains on; ``polya.experiment.iterations``' rules, as i
 ``generate-<dataset>-<k>`` samples from ``sft-<dataset>-<k-1>``'s model (``sft-<dataset>`` for k = 2)
 with only the dataset's prompt condition, ``select-<dataset>-<k>`` builds that dataset, and
 ``sft-<dataset>-<k>`` trains the base model again; the ``<dataset>_sft`` arms (eval, GRPO) use
-iteration K's model. ``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
-GPU pool, storage, node counts, arms: fixed at compile time). The run-time parameters are the
+iteration K's model. With the build's ``generate.shards`` N > 1, the generation of the decontaminated
+questions (and the teacher's) is N tasks side by side, ``generate-shard-<k>`` asking shard k of the
+questions (``polya.data.sharding``) on its own vLLM and GPUs, and ``generate-merge`` joining their
+generations for select; the outer loop's ``generate-<dataset>-<k>`` stay one task each.
+``build_pipeline(build)`` returns the KFP pipeline for a :class:`PipelineBuildConfig` (images,
+GPU pool, storage, node counts, arms, shards: fixed at compile time). The run-time parameters are the
 pipeline function's arguments below; ``*_config`` take any other stage setting as YAML/JSON, and
 a parameter left unset keeps the stage config's own value.
 
@@ -48,7 +52,7 @@ def _cpu(build: PipelineBuildConfig, cpu: str, memory: str) -> Any:
 def build_pipeline(build: PipelineBuildConfig) -> Any:
     """The Pólya pipeline compiled for ``build``."""
     data_op, generate_op, select_op = load_component("data"), load_component("generate"), load_component("select")
-    decontaminate_op, iterate_op = load_component("decontaminate"), load_component("iterate")
+    decontaminate_op, iterate_op, merge_op = load_component("decontaminate"), load_component("iterate"), load_component("merge")
     sft_op, rl_op, eval_op, report_op = load_component("sft"), load_component("rl"), load_component("eval"), load_component("report")
     ckpt = checkpoint_root(build)
     sft_target, rl_target = cluster_target(build, "sft"), cluster_target(build, "rl")
@@ -123,27 +127,36 @@ def build_pipeline(build: PipelineBuildConfig) -> Any:
         ).set_display_name("decontaminate")
         place(decon_task, build, "cpu", _cpu(build, "1", "4Gi"))
 
-        gen_task = generate_op(
-            questions=decon_task.outputs["clean"], config_yaml=generate_config, model=model, heuristics=heuristics,
-            rounds=rounds, samples=samples, token_budget=token_budget, **_set(endpoint=endpoint, verifier_endpoint=verifier),
-        ).set_display_name("generate")
-        place(gen_task, build, "vllm", build.generate, gpus=0 if endpoint else build.generate.gpus)
+        def generations(name: str, model_name: Any, endpoint_url: Optional[str]) -> Any:
+            """The generations of the decontaminated questions: one generate task, or with the build's generate.shards N > 1,
+            tasks ``<name>-shard-<k>`` side by side (each asks shard k's questions, on its own vLLM) and ``<name>-merge`` joining them."""
+            shards = build.generate.shards
+            tasks = []
+            for index in range(shards):
+                task = generate_op(
+                    questions=decon_task.outputs["clean"], config_yaml=generate_config, model=model_name, heuristics=heuristics,
+                    rounds=rounds, samples=samples, token_budget=token_budget,
+                    **_set(endpoint=endpoint_url, verifier_endpoint=verifier, shard_index=index if shards > 1 else None,
+                           shard_count=shards if shards > 1 else None),
+                ).set_display_name(name if shards == 1 else f"{name}-shard-{index}")
+                place(task, build, "vllm", build.generate, gpus=0 if endpoint_url else build.generate.gpus)
+                tasks.append(task)
+            if shards == 1:
+                return tasks[0].outputs["generations"]
+            merge_task = merge_op(**{f"generations_{i}": t.outputs["generations"] for i, t in enumerate(tasks, start=1)})
+            merge_task.set_display_name(f"{name}-merge")
+            place(merge_task, build, "cpu", _cpu(build, "1", "4Gi"))
+            return merge_task.outputs["generations"]
 
         select_task = select_op(
-            generations=gen_task.outputs["generations"], config_yaml=select_config, dataset_names=",".join(student_datasets or ["polya"]),
+            generations=generations("generate", model, endpoint), config_yaml=select_config, dataset_names=",".join(student_datasets or ["polya"]),
             n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
         ).set_display_name("select")
         place(select_task, build, "cpu", _cpu(build, "2", "8Gi"))
         datasets_of = {d: select_task.outputs["datasets"] for d in student_datasets}
         if DISTILL in datasets:
-            teacher_task = generate_op(
-                questions=decon_task.outputs["clean"], config_yaml=generate_config, model=teacher_model, heuristics=heuristics,
-                rounds=rounds, samples=samples, token_budget=token_budget,
-                **_set(endpoint=build.teacher_endpoint, verifier_endpoint=verifier),
-            ).set_display_name("generate-teacher")
-            place(teacher_task, build, "vllm", build.generate, gpus=0 if build.teacher_endpoint else build.generate.gpus)
             teacher_select = select_op(
-                generations=teacher_task.outputs["generations"], config_yaml=select_config, dataset_names=DISTILL,
+                generations=generations("generate-teacher", teacher_model, build.teacher_endpoint), config_yaml=select_config, dataset_names=DISTILL,
                 n_per_question=n_per_question, decontamination=decon_task.outputs["clean"], **_set(verifier_endpoint=verifier),
             ).set_display_name("select-teacher")
             place(teacher_select, build, "cpu", _cpu(build, "2", "8Gi"))

@@ -26,6 +26,8 @@ def generate(
     verifier_endpoint: Optional[str] = None,
     model_artifact: Optional[Input[Model]] = None,
     plain: Optional[bool] = None,
+    shard_index: Optional[int] = None,
+    shard_count: Optional[int] = None,
 ):
     """Generate and verify solutions for every (question, heuristic) pair.
 
@@ -44,6 +46,9 @@ def generate(
         model_artifact: Model artifact to sample from (the outer loop: the previous iteration's SFT model); replaces model, and vLLM
             starts in this pod (endpoint is not used).
         plain: GenerateConfig.plain when set (the outer loop: true with heuristics 'none' for the plain-prompt datasets).
+        shard_index: GenerateConfig.shard.index: ask only this shard (0 .. shard_count - 1) of the questions.
+        shard_count: GenerateConfig.shard.count: the shards the questions are split into (the build's generate.shards; the merge
+            component joins the shards' generations).
     """
     import logging
 
@@ -54,7 +59,8 @@ def generate(
     summary = generate_step(
         config_yaml, questions.path, generations.path, model=model, heuristics=heuristics, rounds=rounds, samples=samples,
         token_budget=token_budget, endpoint=endpoint, verifier_endpoint=verifier_endpoint,
-        model_dir_in=model_artifact.path if model_artifact is not None else None, plain=plain,
+        model_dir_in=model_artifact.path if model_artifact is not None else None, plain=plain, shard_index=shard_index,
+        shard_count=shard_count,
     )
     log_metrics(metrics, summary)
     generations.metadata.update(summary)

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from polya.core.config import StageConfig, with_default
 from polya.data.config import DataConfig
+from polya.data.sharding import QuestionShard
 from polya.heuristics.catalog import NONE, HeuristicIds
 from polya.sampling.config import RequestSettings, SamplingParams
 from polya.serving.config import ServerConfig
@@ -58,6 +59,14 @@ class GenerateConfig(RequestSettings, JudgeSettings):
 
     run_dir: str = Field(default="runs/polya", description="Run directory: a local path or an s3://bucket/prefix URI. Output goes to <run_dir>/generate/.")
     data: DataConfig = Field(default_factory=DataConfig, description="Where the training questions come from.")
+    shard: QuestionShard = Field(
+        default_factory=QuestionShard,
+        description=(
+            "Ask only shard index of count disjoint parts of the questions (polya.data.sharding: by a hash of the question id), "
+            "so count runs on count servers share the work; the KFP pipeline's generate.shards runs one task per shard and merges "
+            "their generations before select. The token budget applies to each shard."
+        ),
+    )
     server: ServerConfig = Field(default_factory=ServerConfig, description="The model server (started by polya, or an existing endpoint).")
     heuristics: HeuristicIds = Field(
         default_factory=lambda: ["all"], description="Heuristic ids from the catalog to use, [all], or [none] (the plain prompt only; needs plain)."
@@ -91,7 +100,8 @@ class GenerateConfig(RequestSettings, JudgeSettings):
         return self
 
     def identity(self) -> dict[str, object]:
-        """The settings that decide *what* is generated; a resumed run must keep them unchanged."""
+        """The settings that decide *what* is generated; a resumed run must keep them unchanged (the shard only when the
+        questions are split: an unsplit run's identity is what it was before shards existed)."""
         return {
             "data": self.data.model_dump(mode="json"),
             "model": self.server.model,
@@ -106,4 +116,5 @@ class GenerateConfig(RequestSettings, JudgeSettings):
             "bootstrap.samples": self.bootstrap.samples,
             "bootstrap.growth": self.bootstrap.growth,
             "bootstrap.max_samples": self.bootstrap.max_samples,
+            **({"shard": self.shard.model_dump(mode="json")} if self.shard.count > 1 else {}),
         }

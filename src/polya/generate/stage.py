@@ -26,6 +26,10 @@ After the rounds, ``rationalization`` asks every question with no correct plain 
 more with its reference answer as a hint (STaR's rationalization); those records carry
 ``rationalized: true``, are counted apart in the summary and never mark a pair as solved.
 
+With ``shard`` (index k, count N > 1) the stage asks only the questions of shard k
+(:mod:`polya.data.sharding`), so N runs on N servers split the work; :mod:`polya.generate.merge`
+joins their ``generate/`` folders into one that select reads.
+
 With ``server.endpoints`` the requests are spread over several running servers of the model
 (:class:`polya.sampling.pool.EndpointPool`); one that dies is dropped and the others finish.
 """
@@ -256,6 +260,11 @@ class GenerationStage:
             logger.info("left out %s of %s questions solved by earlier iterations of the outer loop", before - len(records), before)
             if not records:
                 raise ConfigError(f"every question was solved by an earlier iteration ({self.layout.uri(RunLayout.generate.solved_before)})")
+        shard = self.config.shard
+        if shard.count > 1:  # an empty shard is no error: with few questions, some of the shards get none
+            before = len(records)
+            records = [r for r in records if shard.contains(r.id)]
+            logger.info("shard %s of %s: asking %s of %s questions", shard.index, shard.count, len(records), before)
         self.store.write_jsonl(self.paths.questions, (r.model_dump(mode="json") for r in records))
         return records
 

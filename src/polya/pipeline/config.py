@@ -28,6 +28,9 @@ PIPELINE_ARMS = ("base", "rl", "polya_sft", "polya_sft_rl", "star_sft", "star_sf
 REPORT_SLOTS = 12
 """Evaluation artifacts the report component takes (KFP passes no lists of artifacts between tasks)."""
 
+GENERATE_SHARD_SLOTS = 16
+"""Generations artifacts the merge component takes: the most generate shards a pipeline can have."""
+
 IMAGE_TAG = "0.1.0"
 """Tag of the images ``scripts/build-images.sh`` builds (and the Helm chart assumes)."""
 
@@ -164,6 +167,14 @@ class GenerateTaskConfig(TaskResources):
     vllm_endpoint: str | None = Field(
         default=None,
         description="Use a running vLLM service (e.g. the chart's http://polya-vllm:8000/v1) instead of starting vLLM in the task pod; then the pod needs no GPU.",
+    )
+    shards: int = Field(
+        default=1, ge=1, le=GENERATE_SHARD_SLOTS,
+        description=(
+            "Generate tasks that split the questions between them (polya.data.sharding: by a hash of the question id), each with its own "
+            "vLLM and GPUs, run side by side; a merge task joins their generations for select (1: one generate task). The teacher's "
+            "generation of distill arms is split alike; the outer loop's iterations 2..K keep one task. token_budget applies to each shard."
+        ),
     )
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from polya.core.errors import ConfigError
 
-COMPONENTS = ("data", "decontaminate", "generate", "select", "iterate", "sft", "rl", "eval", "report")
-"""One component per stage; the folder name under ``components/``."""
+COMPONENTS = ("data", "decontaminate", "generate", "merge", "select", "iterate", "sft", "rl", "eval", "report")
+"""One component per stage (and ``merge``, which joins the shards of a generation); the folder name under ``components/``."""
 
 PIPELINES = ("polya", "smoke")
 """The pipelines under ``pipelines/``: the full experiment, and a tiny CPU one (data -> generate -> select)."""

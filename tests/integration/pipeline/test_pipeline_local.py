@@ -1,7 +1,7 @@
 """The pipelines and components for real on this CPU machine, on the embedded SmolLM2-135M model.
 
-* ``kfp.local`` runs the full ``polya`` pipeline end to end with tiny budgets: data, generate,
-  select, SFT, GRPO from the base model and from the SFT model, one evaluation per arm and the
+* ``kfp.local`` runs the full ``polya`` pipeline end to end with tiny budgets: data, generation in
+  two shards and their merge (the build's ``generate.shards``), select, SFT, GRPO from the base model and from the SFT model, one evaluation per arm and the
   report (each task a subprocess of this interpreter, as a KFP pod would run it).
 * ``kfp.local`` runs a two-iteration outer bootstrap loop (STaR) of the ``polya`` pipeline: opt-in
   (``pytest -m slow``), it adds two vLLM starts on SFT checkpoints and takes well over 6 minutes on 2 cores.
@@ -55,7 +55,7 @@ The SFT dataset is wrong_answer, the control that always has rows: with a handfu
 
 
 def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, tmp_path):
-    """data -> decontaminate -> generate -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
+    """data -> decontaminate -> generate (2 shards) -> merge -> select -> sft -> rl (x2) -> eval (x3) -> report, on CPU in minutes.
 
     Generation and the base arm's evaluation use the session's vLLM server (the pipeline's
     generate.vllm_endpoint and eval_config endpoints); the trained arms' evaluations start vLLM on
@@ -65,7 +65,7 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     """
     url = vllm_endpoint.base_url
     build = PipelineBuildConfig.model_validate({
-        "arms": FULL_ARMS, "generate": {"vllm_endpoint": url}, "caching": False,
+        "arms": FULL_ARMS, "generate": {"vllm_endpoint": url, "shards": 2}, "caching": False,
         "s3": {"endpoint": s3_env, "staging_uri": f"s3://{bucket}/pipeline-runs"},
     })
     arguments = {
@@ -74,6 +74,8 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
         "decontaminate_action": "flag",
         "sft_max_steps": 1, "rl_group_size": 2, "rl_max_steps": 1, "benchmarks": "synthetic",
         "data_config": json.dumps({"synthetic": {"count": 4, "difficulties": [1]}}),
+        # Seeded requests (the default): a request's seed depends on its question, heuristic and round, not on the shard that
+        # asks it, so the two shards ask for the same samples as one generate task (and wrong_answer gets its rows as ever).
         "generate_config": json.dumps({"sampling": {"max_tokens": 48}, "concurrency": 8, "progress": False}),
         "select_config": json.dumps({"progress": False}),
         "sft_config": json.dumps({"batch_size": 2, "max_seq_length": 192, "logging_steps": 1, "save_steps": 100, "progress": False}),
@@ -87,7 +89,18 @@ def test_full_polya_pipeline_runs_with_kfp_local(vllm_endpoint, s3_env, bucket, 
     }
     out = run_local("polya", arguments, build, pipeline_root=tmp_path / "kfp")
     executed = out["executed"]  # kfp.local's task folders: the component's name, numbered from the second task on
-    assert set(executed) == {"data", "decontaminate", "generate", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report"}, executed
+    assert set(executed) == {
+        "data", "decontaminate", "generate", "generate-2", "merge", "select", "sft", "rl", "rl-2", "evaluate", "evaluate-2", "evaluate-3", "report",
+    }, executed
+    # the two generation shards asked one question each (synthetic-0-0 is in shard 0, synthetic-0-1 in shard 1); merge joined them
+    run_dir = Path(out["run_dir"])
+    shards = [records(run_dir / task / "generations") for task in ("generate", "generate-2")]
+    assert [{r["question_id"] for r in shard} for shard in shards] in (
+        [{"synthetic-0-0"}, {"synthetic-0-1"}], [{"synthetic-0-1"}, {"synthetic-0-0"}],
+    )
+    assert sorted(r["id"] for r in records(run_dir / "merge" / "generations")) == sorted(r["id"] for shard in shards for r in shard)
+    merged = json.loads((run_dir / "merge" / "generations" / "generate" / "summary.json").read_text())
+    assert merged["questions"] == 2 and merged["samples"] == sum(len(shard) for shard in shards)
     assert executed["report"] == ["comparison", "summary"] and executed["sft"] == ["metrics", "model"]
     report_task = Path(out["run_dir"]) / "report"
     results = json.loads((report_task / "comparison" / "results.json").read_text())

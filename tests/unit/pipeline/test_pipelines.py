@@ -264,7 +264,8 @@ def test_components_load_with_typed_artifacts():
     assert io["eval"][1]["report"].startswith("system.Markdown") and io["select"][1]["metrics"].startswith("system.Metrics")
     assert io["decontaminate"][0]["questions"].startswith("system.Dataset") and io["decontaminate"][1]["clean"].startswith("system.Dataset")
     assert io["decontaminate"][1]["report"].startswith("system.Markdown") and io["select"][0]["decontamination"].startswith("system.Dataset")
-    assert all(io[n][0]["config_yaml"] == "String" for n in COMPONENTS if n != "report")
+    assert io["merge"][0]["generations_16"].startswith("system.Dataset") and io["merge"][1]["generations"].startswith("system.Dataset")
+    assert all(io[n][0]["config_yaml"] == "String" for n in COMPONENTS if n not in ("report", "merge"))  # both have no stage settings
 
 
 def test_cli_compile_writes_ir_and_prints_settings(tmp_path):
@@ -334,3 +335,32 @@ def test_later_iterations_serve_their_sft_model_even_with_a_vllm_service(tmp_pat
     assert _producer(ir, "generate-polya-3", "model_artifact") == ("sft-polya-2", "model")
     assert _producer(ir, "rl-polya_sft", "model") == ("sft-polya-3", "model")
     assert json.loads(ir.param("iterate-polya-3", "config_yaml"))["style"] == "rest_em"
+
+
+def test_generation_shards_run_side_by_side_and_are_merged_before_select(tmp_path, default_ir):
+    ir = compiled(tmp_path, generate={"shards": 2, "gpus": 2}, arms=["base", "polya_sft", "star_sft", "distill_sft"])
+    for name in ("generate", "generate-teacher"):  # the teacher's generation of distill is split alike
+        shards = [f"{name}-shard-0", f"{name}-shard-1"]
+        for index, shard in enumerate(shards):
+            assert ir.deps(shard) == {"decontaminate"}  # no edge between the shards: they run side by side
+            assert _producer(ir, shard, "questions") == ("decontaminate", "clean")
+            assert (ir.param(shard, "shard_index"), ir.param(shard, "shard_count")) == (index, 2)
+            assert ir.container(shard)["resources"]["accelerator"]["resourceCount"] == "2"  # its own vLLM on its own GPUs
+            assert ir.k8s(shard)["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+        merge = f"{name}-merge"
+        assert ir.deps(merge) == set(shards)
+        assert {_producer(ir, merge, f"generations_{i}") for i in (1, 2)} == {(s, "generations") for s in shards}
+        assert "accelerator" not in ir.container(merge)["resources"] and ir.container(merge)["image"] == "polya/cpu:0.1.0"
+    assert ir.param("generate-teacher-shard-1", "model") == "teacher_model"
+    assert _producer(ir, "select", "generations") == ("generate-merge", "generations")
+    assert _producer(ir, "select-teacher", "generations") == ("generate-teacher-merge", "generations")
+    # shards 1 (the default): one generate task, no shard parameters, the IR unchanged
+    one = compiled(tmp_path, generate={"shards": 1})
+    assert one.spec == default_ir.spec and set(one.tasks) == set(default_ir.tasks)
+    assert not {"shard_index", "shard_count"} & set(one.task("generate")["inputs"]["parameters"])
+    assert _producer(one, "select", "generations") == ("generate", "generations")
+    # the outer loop's later iterations keep one generate task each
+    looped = compiled(tmp_path, generate={"shards": 3}, outer_loop={"iterations": 2}, arms=["polya_sft"])
+    assert {t for t in looped.tasks if t.startswith("generate")} == {"generate-shard-0", "generate-shard-1", "generate-shard-2", "generate-merge", "generate-polya-2"}
+    with pytest.raises(ValueError, match="less than or equal to 16"):
+        PipelineBuildConfig.model_validate({"generate": {"shards": 17}})

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from kfp.dsl import Dataset
+from kfp.dsl import Dataset, Metrics
 
-from polya.core.errors import ConfigError, StoreError
+from polya.core.errors import ConfigError, DataError, StoreError
 from polya.core.layout import join_uri
 from polya.core.store import copy_folder_in, copy_folder_out
 from polya.generate.config import GenerateConfig
@@ -23,6 +23,7 @@ from polya.pipeline.steps.common import (
     stage_config,
 )
 from polya.pipeline.steps.data import data_step
+from polya.pipeline.steps.generate import merge_step
 from polya.pipeline.steps.select import dataset_file, select_step
 
 
@@ -82,6 +83,47 @@ def test_missing_inputs_are_named(tmp_path):
     with pytest.raises(ConfigError, match="holds no questions.jsonl"):
         generate.python_func(questions=Dataset(name="q", uri=str(tmp_path / "q")), generations=Dataset(name="g", uri=str(tmp_path / "g")),
                              metrics=None, config_yaml="")
+
+
+def _shard_artifact(folder: Path, index: int, question_ids: list[str]) -> None:
+    """A finished generate shard of small files: one correct sample per question."""
+    gen = folder / "generate"
+    (gen / "generations" / "round-01").mkdir(parents=True)
+    identity = {"model": "m", "heuristics": ["analogy"], "shard": {"index": index, "count": 2}}
+    (gen / "config.json").write_text(json.dumps({"identity": identity, "config": {"heuristics": ["analogy"], "shard": identity["shard"]}}))
+    (gen / "questions.jsonl").write_text("".join(json.dumps({"id": q, "question": f"{q}?", "answer": "1"}) + "\n" for q in question_ids))
+    records = [{"id": f"{q}|analogy|r1|s0", "question_id": q, "heuristic": "analogy", "round": 1, "sample_index": 0, "correct": True,
+                "completion": "\\boxed{1}", "completion_tokens": 3} for q in question_ids]
+    (gen / "generations" / "round-01" / "part-000000-ab.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    n = len(question_ids)
+    (gen / "summary.json").write_text(json.dumps({
+        "questions": n, "heuristics": ["analogy"], "pairs": n, "pairs_solved": n, "pair_solve_rate": 1.0, "questions_solved": n, "samples": n,
+        "correct_samples": n, "completion_tokens": 3 * n, "rounds": {"1": {"samples": n, "correct": n}}, "per_heuristic": {"analogy": {"samples": n, "correct": n}},
+        "peak_rss_mib": 100.0 + index,
+    }))
+
+
+def test_merge_component_joins_generate_shards(tmp_path):
+    _shard_artifact(tmp_path / "s0", 0, ["a", "b"])
+    _shard_artifact(tmp_path / "s1", 1, ["c"])
+    merge = load_component("merge")
+    out, metrics = Dataset(name="generations", uri=str(tmp_path / "merged")), Metrics(name="metrics", uri=str(tmp_path / "metrics"))
+    merge.python_func(generations=out, metrics=metrics, generations_1=Dataset(name="g", uri=str(tmp_path / "s1")),
+                      generations_2=Dataset(name="g", uri=str(tmp_path / "s0")))
+    assert out.metadata == {"samples": 3, "correct_samples": 3, "pairs_solved": 3, "pairs": 3, "completion_tokens": 9}
+    assert json.loads((tmp_path / "metrics").read_text())["samples"] == 3.0
+    merged = tmp_path / "merged" / "generate"
+    summary = json.loads((merged / "summary.json").read_text())
+    assert summary["rounds"] == {"1": {"samples": 3, "correct": 3}} and summary["peak_rss_mib"] == 101.0
+    assert [json.loads(line)["id"] for line in (merged / "questions.jsonl").read_text().splitlines()] == ["a", "b", "c"]
+    assert sorted(p.name[:11] for p in (merged / "generations" / "round-01").iterdir()) == ["part-000000", "part-000001"]
+    assert "shard" not in json.loads((merged / "config.json").read_text())["identity"]
+    assert (tmp_path / "merged" / "manifest.json").is_file()
+    (tmp_path / "merged" / "generate" / "questions.jsonl").write_text("")  # a retried task starts over
+    assert merge_step([str(tmp_path / "s0"), str(tmp_path / "s1")], str(tmp_path / "merged"))["samples"] == 3
+    _shard_artifact(tmp_path / "s2", 1, ["b"])
+    with pytest.raises(DataError, match=r"disjoint questions, but 1 are in two: b"):
+        merge_step([str(tmp_path / "s0"), str(tmp_path / "s2")], str(tmp_path / "again"))
 
 
 def test_folders_copy_both_ways(tmp_path: Path):
