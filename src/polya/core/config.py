@@ -22,6 +22,8 @@ import contextlib
 import difflib
 import json
 import logging
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
@@ -44,6 +46,37 @@ M = TypeVar("M", bound=BaseModel)
 
 SECRET_KEYS = frozenset({"api_key", "auth_token", "token", "password", "secret_key", "hf_token"})
 """Setting names whose values are never printed or recorded (``--print-config``, the manifest, reports)."""
+
+
+_YAML_WORDS = {True: ("on", "yes", "true"), False: ("off", "no", "false")}
+
+
+def _literal_words(annotation: Any) -> tuple[str, ...]:
+    """The string members of a ``Literal[...]`` annotation (through ``Annotated`` and ``X | None``), else ()."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _literal_words(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return tuple(a for a in typing.get_args(annotation) if isinstance(a, str))
+    if origin in (typing.Union, types.UnionType):
+        return tuple(w for arg in typing.get_args(annotation) for w in _literal_words(arg))
+    return ()
+
+
+def _yaml_words(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """YAML 1.1 reads ``off``/``on``/``no``/``yes`` as booleans (``--bf16 off``, ``memory_check: off`` in a
+    file): a boolean given for a field whose choices are words becomes the word it was written as."""
+    changed = None
+    for name, value in data.items():
+        field = cls.model_fields.get(name)
+        if not isinstance(value, bool) or field is None:
+            continue
+        words = _literal_words(field.annotation)
+        word = next((w for w in _YAML_WORDS[value] if w in words), None)
+        if word is not None:
+            changed = changed if changed is not None else dict(data)
+            changed[name] = word
+    return changed if changed is not None else data
 
 
 class StageConfig(BaseModel):
@@ -76,7 +109,7 @@ class StageConfig(BaseModel):
             name = data.get("preset", cls.model_fields["preset"].default)
             if name in cls.PRESETS:  # an unknown name is reported by the field's own check
                 data = deep_merge(cls.PRESETS[name], data)
-        return data
+        return _yaml_words(cls, data)
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what the stage produces: every field but ``OPERATIONAL`` ones, recursively."""

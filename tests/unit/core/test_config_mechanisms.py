@@ -75,3 +75,23 @@ def test_with_default_keeps_the_fields_bounds_and_help() -> None:
 def test_secrets_are_masked_wherever_they_are() -> None:
     tree = {"api_key": "k", "nested": [{"token": "t", "auth_token": None}], "password": "", "hf_token": "h", "model": "m"}
     assert mask_secrets(tree) == {"api_key": "***", "nested": [{"token": "***", "auth_token": None}], "password": "", "hf_token": "***", "model": "m"}
+
+
+def test_yaml_booleans_become_the_words_they_were_written_as() -> None:
+    """YAML 1.1 reads off/on/no/yes as booleans: `--bf16 off` or `memory_check: off` in a file must still work."""
+    from typing import Literal
+
+    import yaml
+
+    from polya.core.config import StageConfig
+
+    class Switches(StageConfig):
+        bf16: Literal["auto", "on", "off"] = "auto"
+        check: Literal["error", "warn", "off"] | None = "error"
+        answer: Literal["yes", "no"] = "no"
+        flag: bool = False
+
+    loaded = Switches.model_validate(yaml.safe_load("bf16: on\ncheck: off\nanswer: yes\nflag: off"))
+    assert (loaded.bf16, loaded.check, loaded.answer, loaded.flag) == ("on", "off", "yes", False)
+    with pytest.raises(ValueError, match="bf16"):
+        Switches.model_validate({"bf16": 3})
