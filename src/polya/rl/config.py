@@ -34,6 +34,10 @@ GRPO_OPTIMIZER: dict[str, Any] = {"learning_rate": 1e-6, "lr_scheduler": "consta
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         **GRPO_OPTIMIZER,
+        # 2 learners x 4 completions: the field defaults (group 16, batch 32) need about 36 GiB by polya's
+        # estimate and were killed by Ray's memory monitor on the 24 GiB reference box (learners at 10 GB each).
+        "group_size": 4,
+        "batch_size": 8,
         "max_steps": 8,
         "save_steps": 4,
     },
@@ -130,7 +134,7 @@ class RlConfig(TrainingConfig):
 
     preset: Literal["cpu", "paper"] = Field(
         default="cpu",
-        description="Defaults to start from: cpu (learning rate 1e-6 constant, 8 steps, 2 CPU workers, embedded model, short sequences) or paper (group 16, 1024/3072 tokens, no KL, GPUs, vLLM, ZeRO-3). Settings you give win.",
+        description="Defaults to start from: cpu (learning rate 1e-6 constant, 8 steps, group 4, batch 8, 2 CPU workers, embedded model, short sequences) or paper (group 16, 1024/3072 tokens, no KL, GPUs, vLLM, ZeRO-3). Settings you give win.",
     )
     start: str = Field(
         default="base",

@@ -37,7 +37,7 @@ def test_cli_exits_2_with_the_message(tmp_path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as info:
         main(["rl", "--run-dir", str(tmp_path), "--group-size", "5"])
     assert info.value.code == 2
-    assert "group_size (5) must divide batch_size (32)" in capsys.readouterr().err
+    assert "group_size (5) must divide batch_size (8)" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists()
 
 
